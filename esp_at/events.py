@@ -1,0 +1,76 @@
+"""What the AT engine reports. Small immutable records, one per thing the device said."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Event:
+    """Base of every engine event."""
+
+
+@dataclass(frozen=True)
+class Echo(Event):
+    """The device repeating the command line it received (ATE1, the firmware default)."""
+    line: bytes
+
+
+@dataclass(frozen=True)
+class Line(Event):
+    """An information line: part of a command's response, or unsolicited text such as boot noise."""
+    line: bytes
+
+
+@dataclass(frozen=True)
+class Final(Event):
+    """A final result code: b'OK', b'ERROR', b'SEND OK' or b'SEND FAIL'."""
+    result: bytes
+
+
+@dataclass(frozen=True)
+class Prompt(Event):
+    """The data-mode prompt '>' (it has no line end)."""
+
+
+@dataclass(frozen=True)
+class Busy(Event):
+    """'busy p...': the device was still executing the previous command and dropped this one."""
+    line: bytes
+
+
+@dataclass(frozen=True)
+class ErrCode(Event):
+    """'ERR CODE:0x........', which error-reporting firmware prints before ERROR."""
+    code: int
+    line: bytes
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """'ready': the device finished booting."""
+
+
+@dataclass(frozen=True)
+class Urc(Event):
+    """A one-line WebSocket URC such as +WS_CONNECTED:<link_id>; `name` is b'+WS_CONNECTED'."""
+    name: bytes
+    link_id: int
+    line: bytes
+
+
+@dataclass(frozen=True)
+class WsData(Event):
+    """+WS_DATA:<link_id>,<len>,<data>: `data` is exactly the <len> raw bytes."""
+    link_id: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FramingError(Event):
+    """Bytes that break the framing the engine knows (for example +WS_DATA not followed by CR-LF).
+    The engine reports them and resynchronises at the next line."""
+    detail: str
+    raw: bytes
+
+
+FINAL_RESULTS = (b"OK", b"ERROR", b"SEND OK", b"SEND FAIL")
+LINK_URCS = (b"+WS_CONNECTED", b"+WS_DISCONNECTED", b"+WS_CLOSED")
