@@ -1,0 +1,355 @@
+"""The AT client: the sans-IO engine plus one serial connection, read by a thread.
+
+The reader thread feeds every byte to the engine as it arrives and sorts the events: URCs go to a
+queue that tests await with timeouts; everything else belongs to the command in flight. Every
+failure names what was sent, what was expected and the exact bytes that came back.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+import serial
+
+from .engine import AtEngine
+from .errors import DeviceSilent, DeviceViolation, PortClosed
+from .events import (Busy, Echo, ErrCode, Event, Final, FramingError, Line, Prompt, Ready, Urc,
+                     WsData)
+from .serial_port import open_at_port
+
+COMMAND_TIMEOUT_S = 2.0        # plain commands answer in milliseconds; this only bounds a hang
+RX_KEPT_BYTES = 256 * 1024     # received bytes kept for failure messages and transcripts
+URC_TYPES = (Urc, WsData, Ready)
+
+
+@dataclass
+class Response:
+    """What the device answered to one command."""
+    command: bytes
+    lines: list[bytes] = field(default_factory=list)
+    final: bytes | None = None          # None when the device said busy
+    echoed: bool = False
+    busy: bool = False
+    err_code: int | None = None
+    prompt: bool = False                # data-mode commands: the '>' prompt came
+    accepted: bool = False              # data-mode commands: OK came before the prompt
+    received: bytes = b""               # every byte that arrived while the command ran
+    clauses: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.final == b"OK"
+
+    def expect(self, final: bytes = b"OK", lines: list[bytes] | None = None) -> "Response":
+        """Fail with a transcript unless the final result (and, if given, the lines) match."""
+        if self.final != final or (lines is not None and self.lines != lines):
+            wanted = f"final {final!r}" + (f" after lines {lines!r}" if lines is not None else "")
+            got = "busy" if self.busy else f"final {self.final!r}, lines {self.lines!r}"
+            raise DeviceViolation(what=f"wrong response to {self.command!r} ({got})",
+                                  sent=self.command + b"\r\n", expected=wanted,
+                                  received=self.received, clauses=self.clauses)
+        return self
+
+
+class AtClient:
+    """One AT port for the whole session. Thread-safe for one test thread plus the reader."""
+
+    def __init__(self, port: serial.SerialBase) -> None:
+        self._port = port
+        self._engine = AtEngine()
+        self._cond = threading.Condition()
+        self._responses: deque[Event] = deque()
+        self._urcs: deque[Event] = deque()
+        self.urc_history: list[Event] = []       # every URC since begin_test, consumed or not
+        self.anomalies: list[FramingError] = []  # framing errors outside any command
+        self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
+        self.commands_sent: list[bytes] = []     # command lines since begin_test
+        self._rx = bytearray()
+        self._rx_base = 0                        # stream offset of self._rx[0]
+        self._transcript: list[tuple[float, str, bytes]] = []
+        self._t0 = time.monotonic()
+        self._in_command = False
+        self._reader_error: BaseException | None = None
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_forever, name="at-reader", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def open(cls, url: str, baudrate: int = 115200) -> "AtClient":
+        return cls(open_at_port(url, baudrate))
+
+    # ---- the reader thread -----------------------------------------------------------------
+
+    def _read_forever(self) -> None:
+        port = self._port
+        while not self._stop.is_set():
+            try:
+                waiting = port.in_waiting
+                data = port.read(waiting or 1)   # blocks up to READ_TIMEOUT_S for the first byte
+                if data and not waiting and port.in_waiting:
+                    data += port.read(port.in_waiting)   # the rest of what just arrived
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                if not self._stop.is_set():
+                    with self._cond:
+                        self._reader_error = exc
+                        self._cond.notify_all()
+                return
+            if data:
+                with self._cond:
+                    self._note_received(data)
+                    self._cond.notify_all()
+
+    def _note_received(self, data: bytes) -> None:
+        self._rx += data
+        if len(self._rx) > RX_KEPT_BYTES:
+            cut = len(self._rx) - RX_KEPT_BYTES
+            del self._rx[:cut]
+            self._rx_base += cut
+        self._transcript.append((time.monotonic(), "<<", data))
+        for event in self._engine.feed(data):
+            if isinstance(event, URC_TYPES):
+                self._urcs.append(event)
+                self.urc_history.append(event)
+            elif isinstance(event, FramingError) and not self._in_command:
+                self.anomalies.append(event)
+            else:
+                self._responses.append(event)
+
+    # ---- helpers under the lock ------------------------------------------------------------
+
+    @property
+    def _rx_offset(self) -> int:
+        return self._rx_base + len(self._rx)
+
+    def _received_since(self, offset: int) -> bytes:
+        return bytes(self._rx[max(0, offset - self._rx_base):])
+
+    def _write(self, data: bytes) -> None:
+        with self._cond:
+            self._transcript.append((time.monotonic(), ">>", data))
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise PortClosed(f"writing {data[:64]!r} to the AT port failed: {exc}") from exc
+
+    def _wait_for(self, take: Callable[[], Event | None], deadline: float) -> Event | None:
+        """Wait (lock held) until take() returns an event or the deadline passes."""
+        while True:
+            event = take()
+            if event is not None:
+                return event
+            if self._reader_error is not None:
+                raise PortClosed(f"the AT port failed: {self._reader_error!r}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._cond.wait(remaining)
+
+    def _next_response(self) -> Event | None:
+        return self._responses.popleft() if self._responses else None
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def cmd(self, command: str | bytes, timeout: float = COMMAND_TIMEOUT_S) -> Response:
+        """Send one command line and collect its response up to the final result code."""
+        with self._cond:
+            self._responses.clear()              # stray lines from before belong to nobody
+            data = self._engine.command(command)
+            response = Response(command=data[:-2], clauses=self.clauses)
+            self.commands_sent.append(response.command)
+            start = self._rx_offset
+            self._in_command = True
+        try:
+            self._write(data)
+            with self._cond:
+                self._collect(response, start, time.monotonic() + timeout, timeout,
+                              until_prompt=False)
+        finally:
+            with self._cond:
+                self._in_command = False
+        return response
+
+    def send_data(self, command: str | bytes, payload: bytes, *,
+                  prompt_timeout: float = COMMAND_TIMEOUT_S,
+                  send_timeout: float = COMMAND_TIMEOUT_S) -> Response:
+        """Data mode: command, wait for '>' (or ERROR), write exactly `payload`, wait for the
+        result (SEND OK, SEND FAIL or ERROR). Returns early, without writing, if no prompt."""
+        with self._cond:
+            self._responses.clear()
+            data = self._engine.command(command, expects_prompt=True)
+            response = Response(command=data[:-2], clauses=self.clauses)
+            self.commands_sent.append(response.command)
+            start = self._rx_offset
+            self._in_command = True
+        try:
+            self._write(data)
+            with self._cond:
+                self._collect(response, start, time.monotonic() + prompt_timeout,
+                              prompt_timeout, until_prompt=True)
+            if not response.prompt:
+                return response
+            self._write(payload)
+            with self._cond:
+                self._collect(response, start, time.monotonic() + send_timeout, send_timeout,
+                              until_prompt=False)
+        finally:
+            with self._cond:
+                self._in_command = False
+        return response
+
+    def _collect(self, response: Response, start: int, deadline: float, timeout: float,
+                 until_prompt: bool) -> None:
+        """Fill `response` from response events until a final result (or the prompt)."""
+        while True:
+            event = self._wait_for(self._next_response, deadline)
+            response.received = self._received_since(start)
+            if event is None:
+                expected = "the '>' prompt" if until_prompt else "a final result code"
+                raise DeviceSilent(what=f"no answer to {response.command!r} within {timeout:g} s",
+                                   sent=response.command + b"\r\n", expected=expected,
+                                   received=response.received, clauses=response.clauses)
+            if isinstance(event, Echo):
+                response.echoed = True
+            elif isinstance(event, Line):
+                response.lines.append(event.line)
+            elif isinstance(event, ErrCode):
+                response.err_code = event.code
+            elif isinstance(event, Busy):
+                response.busy = True
+                return
+            elif isinstance(event, FramingError):
+                raise DeviceViolation(what=f"broken framing while running {response.command!r}: "
+                                           f"{event.detail}", sent=response.command + b"\r\n",
+                                      expected="well-formed AT output",
+                                      received=response.received, clauses=response.clauses)
+            elif isinstance(event, Prompt):
+                response.prompt = True
+                if until_prompt:
+                    return
+            elif isinstance(event, Final):
+                if until_prompt and event.result == b"OK":
+                    response.accepted = True     # the OK that precedes '>'
+                    continue
+                response.final = event.result
+                return
+
+    def write_raw(self, data: bytes) -> None:
+        """Bytes straight to the port, for tests of malformed input."""
+        self._write(data)
+
+    # ---- URCs ------------------------------------------------------------------------------
+
+    def wait_urc(self, name: bytes | str, link_id: int | None = None,
+                 timeout: float = COMMAND_TIMEOUT_S) -> Event:
+        """Take the first queued URC with this name (b'+WS_CONNECTED', b'+WS_DATA', b'ready')
+        and link id, waiting up to `timeout`. Other URCs stay queued, in order."""
+        name = name.encode() if isinstance(name, str) else name
+
+        def take() -> Event | None:
+            for index, event in enumerate(self._urcs):
+                if urc_name(event) == name and (link_id is None or
+                                                getattr(event, "link_id", None) == link_id):
+                    del self._urcs[index]
+                    return event
+            return None
+
+        with self._cond:
+            event = self._wait_for(take, time.monotonic() + timeout)
+            if event is None:
+                wanted = name.decode() + (f":{link_id}" if link_id is not None else "")
+                raise DeviceSilent(what=f"no {wanted} within {timeout:g} s",
+                                   sent=None, expected=wanted,
+                                   received=b"".join(describe_urc(e) for e in self._urcs) or
+                                   b"(no URC queued)", clauses=self.clauses)
+            return event
+
+    def wait_ws_data(self, link_id: int, size: int, timeout: float = COMMAND_TIMEOUT_S
+                     ) -> list[bytes]:
+        """Take +WS_DATA chunks of one link until they add up to `size` bytes; returns the chunks
+        (their boundaries are the device's, so tests can check them against buffer_size)."""
+        deadline = time.monotonic() + timeout
+        chunks: list[bytes] = []
+        got = 0
+        while got < size:
+            try:
+                event = self.wait_urc(b"+WS_DATA", link_id, max(0.0, deadline - time.monotonic()))
+            except DeviceSilent as exc:
+                raise DeviceSilent(what=f"+WS_DATA:{link_id} gave {got} of {size} bytes within "
+                                        f"{timeout:g} s", sent=None,
+                                   expected=f"{size} bytes of +WS_DATA on link {link_id}",
+                                   received=b"".join(chunks), clauses=self.clauses) from exc
+            chunks.append(event.data)
+            got += len(event.data)
+        return chunks
+
+    def pending_urcs(self) -> list[Event]:
+        with self._cond:
+            return list(self._urcs)
+
+    def expect_no_urc(self, name: bytes | str, link_id: int | None = None,
+                      within: float = 0.3) -> None:
+        """Fail if such a URC is queued now or arrives within `within` seconds."""
+        try:
+            event = self.wait_urc(name, link_id, within)
+        except DeviceSilent:
+            return
+        raise DeviceViolation(what="an unexpected URC arrived", sent=None,
+                              expected=f"no {name!r} for link {link_id} within {within:g} s",
+                              received=describe_urc(event), clauses=self.clauses)
+
+    # ---- test boundaries -------------------------------------------------------------------
+
+    def begin_test(self, clauses: tuple[str, ...] = ()) -> list[Event]:
+        """Drop whatever a previous test left queued; start a fresh transcript. Returns what was
+        dropped, so a fixture can report it."""
+        with self._cond:
+            dropped = list(self._responses) + list(self._urcs)
+            self._responses.clear()
+            self._urcs.clear()
+            self.urc_history = []
+            self.anomalies = []
+            self.commands_sent = []
+            self._transcript = []
+            self._t0 = time.monotonic()
+            self.clauses = clauses
+            return dropped
+
+    def transcript(self) -> str:
+        """The test's exchange as text: time since test start, direction, exact bytes."""
+        with self._cond:
+            return "\n".join(f"{t - self._t0:9.4f} {direction} {data!r}"
+                             for t, direction, data in self._transcript)
+
+    @property
+    def alive(self) -> bool:
+        return self._reader.is_alive() and self._reader_error is None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(timeout=1.0)
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError):
+            pass
+
+
+def urc_name(event: Event) -> bytes:
+    if isinstance(event, Urc):
+        return event.name
+    if isinstance(event, WsData):
+        return b"+WS_DATA"
+    if isinstance(event, Ready):
+        return b"ready"
+    return b""
+
+
+def describe_urc(event: Event) -> bytes:
+    if isinstance(event, WsData):
+        return b"+WS_DATA:%d,%d,%r\r\n" % (event.link_id, len(event.data), event.data[:64])
+    if isinstance(event, Urc):
+        return event.line + b"\r\n"
+    return urc_name(event) + b"\r\n"

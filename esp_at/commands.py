@@ -1,0 +1,47 @@
+"""Command lines of the WebSocket AT command set, built from typed values.
+
+ESP-AT strings are double-quoted; a `"`, `,` or `\\` inside one is escaped with a backslash.
+Optional parameters are simply left off the end of the line.
+"""
+from __future__ import annotations
+
+
+def quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace(",", "\\,")
+    return f'"{escaped}"'
+
+
+def _line(command: str, *params: object) -> str:
+    values = list(params)
+    while values and values[-1] is None:
+        values.pop()                             # trailing optional parameters left off
+    return command + "=" + ",".join("" if v is None else str(v) for v in values)
+
+
+def wscfg(link_id: object, ping_intv_sec: object, ping_timeout_sec: object,
+          buffer_size: object = None) -> str:
+    return _line("AT+WSCFG", link_id, ping_intv_sec, ping_timeout_sec, buffer_size)
+
+
+def wsopen(link_id: object, uri: str, subprotocol: str | None = None,
+           timeout_ms: object = None) -> str:
+    # <link_id>,<"uri">[,<"subprotocol">][,<timeout_ms>]: a timeout without a subprotocol leaves
+    # the subprotocol field empty.
+    if subprotocol is None and timeout_ms is not None:
+        return f"AT+WSOPEN={link_id},{quote(uri)},,{timeout_ms}"
+    return _line("AT+WSOPEN", link_id, quote(uri),
+                 None if subprotocol is None else quote(subprotocol), timeout_ms)
+
+
+def wssend(link_id: object, length: object, opcode: object = None,
+           timeout_ms: object = None) -> str:
+    if opcode is None and timeout_ms is not None:
+        return f"AT+WSSEND={link_id},{length},,{timeout_ms}"
+    return _line("AT+WSSEND", link_id, length, opcode, timeout_ms)
+
+
+def wsclose(link_id: object) -> str:
+    return f"AT+WSCLOSE={link_id}"
+
+
+WSOPEN_QUERY = "AT+WSOPEN?"

@@ -1,0 +1,124 @@
+"""What a device sent on one TCP connection, as it was on the wire: the request head, then frames.
+
+The recorder is fed the connection's raw bytes before aiohttp sees them, so nothing aiohttp
+joins (fragments), hides (mask, RSV bits) or stops delivering (frames after a close) is lost.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wire.frames import Frame, FrameParser
+
+HEAD_END = b"\r\n\r\n"
+OPCODE_NAMES = {0x0: "CONT", 0x1: "TEXT", 0x2: "BINARY", 0x8: "CLOSE", 0x9: "PING", 0xA: "PONG"}
+_REPR_PAYLOAD = 80  # bytes of payload shown in failure messages; longer payloads are cut
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """The opening request exactly as received; `headers` keep wire order and spelling."""
+
+    time: float
+    method: str
+    path: str
+    query: str  # the raw text after '?', '' when there is none
+    headers: list[tuple[str, str]]
+    raw: bytes  # the whole request head, final CRLFCRLF included
+
+    def header(self, name: str) -> str | None:
+        """The first header of that name (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        return f"Handshake(t={self.time:.3f}, {self.raw!r})"
+
+
+@dataclass(frozen=True)
+class RecordedFrame:
+    """One frame the device sent, with the time its last byte arrived (time.monotonic())."""
+
+    time: float
+    frame: Frame
+
+    def __repr__(self) -> str:
+        f = self.frame
+        name = OPCODE_NAMES.get(f.opcode, "RESERVED")
+        payload = f.payload[:_REPR_PAYLOAD]
+        more = f"...(+{len(f.payload) - _REPR_PAYLOAD} bytes)" if len(f.payload) > _REPR_PAYLOAD else ""
+        return (f"RecordedFrame(t={self.time:.3f}, opcode=0x{f.opcode:X} {name}, fin={f.fin}, "
+                f"rsv={f.rsv}, masked={f.masked}, mask_key={f.mask_key!r}, "
+                f"payload={payload!r}{more})")
+
+
+def parse_request_head(raw: bytes, time: float) -> Handshake:
+    """Split a request head into its parts without normalising anything."""
+    lines = raw[: -len(HEAD_END)].decode("latin-1").split("\r\n")
+    method, _, rest = lines[0].partition(" ")
+    target = rest.rpartition(" ")[0] if " " in rest else rest
+    path, _, query = target.partition("?")
+    headers = []
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers.append((key.strip(), value.strip()))
+    return Handshake(time=time, method=method, path=path, query=query, headers=headers, raw=raw)
+
+
+class WireTap:
+    """Collects one connection's received bytes; hands out the request head once aiohttp has
+    parsed it, and from then on turns every further byte into frames."""
+
+    def __init__(self) -> None:
+        self._held: list[tuple[float, bytes]] = []  # chunks not yet assigned to head or frames
+        self._parser: FrameParser | None = None
+        self._on_frame: Callable[[RecordedFrame], None] | None = None
+        self.received = 0  # total bytes seen, for diagnostics
+
+    def feed(self, data: bytes, time: float) -> None:
+        self.received += len(data)
+        if self._parser is None:
+            self._held.append((time, data))
+            return
+        self._parse(data, time)
+
+    def take_head(self) -> tuple[bytes, float] | None:
+        """The request head at the front of the held bytes and the time its end arrived; the
+        rest stays held. aiohttp dispatches a request only once its head is complete, so by the
+        time a handler asks, the whole head is here."""
+        joined = b"".join(chunk for _, chunk in self._held)
+        end = joined.find(HEAD_END)
+        if end < 0:
+            return None
+        end += len(HEAD_END)
+        consumed = 0
+        for index, (time, chunk) in enumerate(self._held):
+            if consumed + len(chunk) >= end:
+                rest = chunk[end - consumed:]
+                self._held = ([(time, rest)] if rest else []) + self._held[index + 1:]
+                return joined[:end], time
+            consumed += len(chunk)
+        raise AssertionError("unreachable: head end lies inside the held chunks")
+
+    def start_frames(self, on_frame: Callable[[RecordedFrame], None]) -> None:
+        """Parse everything after the head as frames, the held bytes first."""
+        self._parser = FrameParser()
+        self._on_frame = on_frame
+        held, self._held = self._held, []
+        for time, chunk in held:
+            self._parse(chunk, time)
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame (or unclaimed bytes before frames started)."""
+        if self._parser is None:
+            return sum(len(chunk) for _, chunk in self._held)
+        return self._parser.pending
+
+    def _parse(self, data: bytes, time: float) -> None:
+        assert self._parser is not None and self._on_frame is not None
+        for frame in self._parser.feed(data):
+            self._on_frame(RecordedFrame(time=time, frame=frame))

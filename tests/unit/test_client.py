@@ -1,0 +1,196 @@
+"""The AT client against a scripted fake device on a real socket:// URL."""
+import socket
+import threading
+
+import pytest
+
+from esp_at.client import AtClient
+from esp_at.errors import DeviceSilent, DeviceViolation, PortClosed
+from esp_at.events import Ready, Urc, WsData
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class ScriptedDevice:
+    """Answers each received line (or byte count) with scripted bytes."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = "socket://127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.answers = {}          # line -> bytes
+        self.data_answer = None    # (n, bytes): after a prompt, swallow n bytes, then answer
+        self.received = bytearray()
+        self.conn = None
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.conn, _ = self.listener.accept()
+        pending = bytearray()
+        while True:
+            try:
+                data = self.conn.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.received += data
+            pending += data
+            while True:
+                if self.data_answer and len(pending) >= self.data_answer[0]:
+                    n, answer = self.data_answer
+                    del pending[:n]
+                    self.data_answer = None
+                    self.conn.sendall(answer)
+                    continue
+                if self.data_answer:
+                    break
+                end = pending.find(b"\r\n")
+                if end < 0:
+                    break
+                line = bytes(pending[:end])
+                del pending[:end + 2]
+                answer = self.answers.get(line)
+                if callable(answer):
+                    answer = answer(self)
+                if answer:
+                    self.conn.sendall(answer)
+
+    def push(self, data):
+        self.conn.sendall(data)
+
+
+@pytest.fixture
+def device():
+    dev = ScriptedDevice()
+    yield dev
+    dev.listener.close()
+
+
+@pytest.fixture
+def client(device):
+    at = AtClient.open(device.url)
+    yield at
+    at.close()
+
+
+def test_cmd_collects_echo_lines_and_final(device, client):
+    device.answers[b"AT+GMR"] = b"AT+GMR\r\nAT version:x\r\nSDK version:y\r\n\r\nOK\r\n"
+    response = client.cmd("AT+GMR")
+    assert response.echoed and response.final == b"OK"
+    assert response.lines == [b"AT version:x", b"SDK version:y"]
+    assert response.received == b"AT+GMR\r\nAT version:x\r\nSDK version:y\r\n\r\nOK\r\n"
+
+
+def test_urc_between_echo_and_final_goes_to_the_urc_queue(device, client):
+    device.answers[b'AT+WSOPEN=0,"ws://h/"'] = b'AT+WSOPEN=0,"ws://h/"\r\n+WS_CONNECTED:0\r\n\r\nOK\r\n'
+    response = client.cmd('AT+WSOPEN=0,"ws://h/"').expect(b"OK", lines=[])
+    assert response.ok
+    assert client.wait_urc(b"+WS_CONNECTED", 0, timeout=1) == Urc(b"+WS_CONNECTED", 0,
+                                                                  b"+WS_CONNECTED:0")
+
+
+def test_expect_failure_names_clause_sent_expected_and_raw_bytes(device, client):
+    device.answers[b"AT+WSCFG=3,1,1"] = b"\r\nOK\r\n"
+    client.clauses = ("WSCFG.link_id.range",)
+    with pytest.raises(DeviceViolation) as info:
+        client.cmd("AT+WSCFG=3,1,1").expect(b"ERROR")
+    text = str(info.value)
+    assert "WSCFG.link_id.range" in text
+    assert "b'AT+WSCFG=3,1,1\\r\\n'" in text
+    assert "final b'ERROR'" in text
+    assert "b'\\r\\nOK\\r\\n'" in text
+
+
+def test_silent_device_raises_device_silent_with_what_came(device, client):
+    device.answers[b"AT"] = b"AT\r\nhalf a li"
+    with pytest.raises(DeviceSilent) as info:
+        client.cmd("AT", timeout=0.2)
+    assert isinstance(info.value, AssertionError)
+    assert info.value.received == b"AT\r\nhalf a li"
+
+
+def test_busy_is_reported(device, client):
+    device.answers[b"AT"] = b"\r\nbusy p...\r\n"
+    response = client.cmd("AT")
+    assert response.busy and response.final is None
+    with pytest.raises(DeviceViolation):
+        response.expect(b"OK")
+
+
+def test_send_data_prompt_flow(device, client):
+    def prompt(dev):
+        dev.data_answer = (5, b"\r\nSEND OK\r\n")
+        return b"AT+WSSEND=0,5\r\n\r\nOK\r\n\r\n>"
+    device.answers[b"AT+WSSEND=0,5"] = prompt
+    response = client.send_data("AT+WSSEND=0,5", b"a\r\nOK")
+    assert response.accepted and response.prompt and response.final == b"SEND OK"
+    assert device.received.endswith(b"AT+WSSEND=0,5\r\na\r\nOK")
+
+
+def test_send_data_without_prompt_writes_nothing(device, client):
+    device.answers[b"AT+WSSEND=2,5"] = b"\r\nERROR\r\n"
+    response = client.send_data("AT+WSSEND=2,5", b"hello")
+    assert not response.prompt and response.final == b"ERROR"
+    assert b"hello" not in device.received
+
+
+def test_ws_data_chunks_and_framing_lookalikes(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    device.push(b"+WS_DATA:0,4,\r\nOK\r\n+WS_DATA:0,3,abc\r\n")
+    assert client.wait_ws_data(0, 7, timeout=1) == [b"\r\nOK", b"abc"]
+
+
+def test_wait_urc_keeps_other_urcs_in_order(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    device.push(b"+WS_CLOSED:1\r\n+WS_DATA:1,1,x\r\nready\r\n")
+    assert client.wait_urc("ready", timeout=1) == Ready()
+    assert client.pending_urcs() == [Urc(b"+WS_CLOSED", 1, b"+WS_CLOSED:1"), WsData(1, b"x")]
+
+
+def test_wait_urc_timeout_lists_queued_urcs(device, client):
+    device.answers[b"AT"] = b"\r\n+WS_CLOSED:1\r\nOK\r\n"
+    client.cmd("AT")
+    with pytest.raises(DeviceSilent) as info:
+        client.wait_urc(b"+WS_CONNECTED", 1, timeout=0.1)
+    assert b"+WS_CLOSED:1" in info.value.received
+
+
+def test_expect_no_urc(device, client):
+    client.expect_no_urc(b"+WS_CLOSED", 0, within=0.05)
+    device.push(b"+WS_CLOSED:0\r\n")
+    with pytest.raises(DeviceViolation):
+        client.expect_no_urc(b"+WS_CLOSED", 0, within=1)
+
+
+def test_framing_error_outside_a_command_is_kept_as_anomaly(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    device.push(b"+WS_DATA:0,2,abcd\r\n")
+    client.wait_urc(b"+WS_DATA", 0, timeout=1)
+    client.cmd("AT")
+    assert len(client.anomalies) == 1
+
+
+def test_begin_test_drops_leftovers_and_transcript_is_repr(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    device.push(b"+WS_CLOSED:0\r\n")
+    client.wait_urc(b"+WS_CLOSED", timeout=1)
+    device.push(b"+WS_CLOSED:2\r\n")
+    client.cmd("AT")
+    dropped = client.begin_test(("X",))
+    assert dropped == [Urc(b"+WS_CLOSED", 2, b"+WS_CLOSED:2")]
+    client.cmd("AT")
+    transcript = client.transcript()
+    assert ">> b'AT\\r\\n'" in transcript and "<< b'\\r\\nOK\\r\\n'" in transcript
+
+
+def test_port_closed_by_device_is_a_harness_fault(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    device.conn.close()
+    device.listener.close()
+    with pytest.raises((PortClosed, DeviceSilent)):
+        client.cmd("AT", timeout=0.5)
+    assert not client.alive
