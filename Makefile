@@ -1,0 +1,35 @@
+# Two entry points (README.md): `make conformance` and `make check`. Everything they need is
+# installed into .venv from requirements.txt on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REPORTS := reports
+# ARGS passes extra pytest options, e.g. make conformance ARGS="--at-port socket://127.0.0.1:4000"
+ARGS ?=
+REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
+
+.PHONY: venv conformance unit check bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# The conformance suite against the reference model (or ARGS="--at-port URL"); writes reports/.
+conformance: venv
+	$(BIN)/python -m pytest tests/conformance $(REPORT_ARGS) $(ARGS)
+
+# The project's own tests: engine, client, server, model, wiring.
+unit: venv
+	$(BIN)/python -m pytest tests/unit $(ARGS)
+
+check: unit conformance
+
+# Round-trip and per-test overhead figures against the model.
+bench: venv
+	$(BIN)/python -m bench.at_speed
+
+clean:
+	rm -rf $(REPORTS)/allure-results $(REPORTS)/junit.xml $(REPORTS)/conformance-matrix.md
