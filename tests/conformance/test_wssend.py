@@ -8,7 +8,8 @@ SERVER_WAIT_S = 5.0
 
 
 @pytest.mark.clause("WSSEND.prompt", "WSSEND.send_ok")
-def test_prompt_flow_bytes(at, connected):
+def test_prompt_flow_bytes(at, connected, ws_endpoint):
+    ws_endpoint.echo = False                     # nothing may follow SEND OK in this exchange
     connected(0)
     payload = b"hello, websocket"
     command = wssend(0, len(payload))
