@@ -1,0 +1,312 @@
+"""The simulated board: AT line discipline (echo, line assembly, busy, data mode, dispatch) and the
+device state that outlives a serial connection (links, WSCFG, echo, Wi-Fi)."""
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sim.commands import COMMANDS, reboot_sequence
+from sim.defects import validate
+from sim.link import Link, LinkConfig
+from sim.params import MAX_COMMAND_LINE_BYTES, ParamError
+from sim.profiles import Profile, get_profile
+from sim.replies import BUSY, ERROR, OK, DataRequest, Reply
+from sim.timing import DEFAULT_TIMINGS, Timings
+
+log = logging.getLogger("sim.device")
+
+# Bytes kept of a line that never ends; beyond this the line is already too long to run.
+LINE_BUFFER_LIMIT = 4096
+# AT<name><rest>: the name is ATE0/ATE1, AT+<LETTERS>, or bare AT.
+_COMMAND_RE = re.compile(rb"^(ATE[01]|AT\+[A-Z0-9_]+|AT)(.*)$", re.DOTALL)
+
+# A plausible ESP32-C2 heap with ESP-AT running (AT+SYSRAM?), and what a link costs.
+BASE_FREE_HEAP = 128_000
+HEAP_PER_LINK = 4_096            # client task stack and bookkeeping
+HEAP_PER_TLS_LINK = 16_384       # mbedTLS with dynamic buffers
+HEAP_BUFFERS_PER_LINK = 2        # receive and send buffers of buffer_size each
+
+
+class Mode(enum.Enum):
+    COMMAND = "command"      # assembling command lines
+    DATA = "data"            # AT+WSSEND: taking raw bytes after '>'
+    BUSY = "busy"            # a command is executing: new lines get `busy p...`
+    REBOOTING = "rebooting"  # AT+RST: input is lost
+
+
+@dataclass
+class WifiState:
+    mode: int = 1            # station (ESP-AT's default)
+    ssid: str | None = None  # joined AP, kept in flash across AT+RST
+
+
+class Heap:
+    """Free heap and its low-water mark: falls while links are open, comes back when closed."""
+
+    def __init__(self, links: dict[int, Link]) -> None:
+        self._links = links
+        self.min_free = BASE_FREE_HEAP
+
+    def free(self) -> int:
+        used = sum(HEAP_PER_LINK + HEAP_BUFFERS_PER_LINK * link.config.buffer_size
+                   + (HEAP_PER_TLS_LINK if link.ws_uri.secure else 0)
+                   for link in self._links.values())
+        return BASE_FREE_HEAP - used
+
+    def sample(self) -> None:
+        self.min_free = min(self.min_free, self.free())
+
+    def report(self) -> tuple[int, int]:
+        self.sample()
+        return self.free(), self.min_free
+
+
+@dataclass
+class _DataInput:
+    request: DataRequest
+    collected: bytearray
+    idle_timer: asyncio.TimerHandle | None = None
+
+
+class Device:
+    """One simulated ESP32-C2 with ESP-AT. Feed it AT-port bytes with `feed`; it writes to the
+    sink given to `attach`. Must be fed from the event loop that runs its links."""
+
+    def __init__(self, profile: str | Profile = "seed", defects: Iterable[str] = (), *,
+                 timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False) -> None:
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.defects = validate(list(defects))
+        self.timings = timings
+        self.boot_noise = boot_noise
+        self.echo = True
+        self.links: dict[int, Link] = {}
+        self.link_configs: dict[int, LinkConfig] = {}
+        self.wifi = WifiState()
+        self.heap = Heap(self.links)
+        self._sink: Callable[[bytes], None] | None = None
+        self._mode = Mode.COMMAND
+        self._line = bytearray()
+        self._line_overflow = False
+        self._busy_input = bytearray()
+        self._data: _DataInput | None = None
+        self._command_task: asyncio.Task[bytes] | None = None
+
+    # ---- wiring ---------------------------------------------------------------------------
+
+    def has(self, defect: str) -> bool:
+        return defect in self.defects
+
+    def attach(self, sink: Callable[[bytes], None]) -> None:
+        """A host opened the port. A half-typed line from the previous host is dropped."""
+        self._sink = sink
+        self._line.clear()
+        self._line_overflow = False
+
+    def detach(self, sink: Callable[[bytes], None]) -> None:
+        if self._sink is sink:
+            self._sink = None
+
+    def emit(self, data: bytes) -> None:
+        """Write to the AT port; with no host attached the bytes are lost, like a UART's."""
+        if self._sink is not None and data:
+            self._sink(data)
+
+    def shutdown(self) -> None:
+        for link in list(self.links.values()):
+            self.remove_link(link)
+            link.destroy()
+        if self._command_task is not None:
+            self._command_task.cancel()
+
+    # ---- link table (used by websocket_commands and Link) ------------------------------------
+
+    def default_link_config(self) -> LinkConfig:
+        return LinkConfig(buffer_size=self.profile.buffer_size_default)
+
+    def add_link(self, link: Link) -> None:
+        self.links[link.link_id] = link
+        self.heap.sample()
+
+    def remove_link(self, link: Link) -> None:
+        link.finished = True
+        if self.links.get(link.link_id) is link:
+            del self.links[link.link_id]
+
+    def link_finished(self, link: Link) -> None:
+        """A link ended on its own (server close): it leaves the table, once."""
+        if not link.finished:
+            self.remove_link(link)
+
+    def release_config(self, link: Link) -> None:
+        """A server close frees the link's WSCFG settings (field-defects F8)."""
+        if self.links.get(link.link_id) is link or link.finished:
+            self.link_configs.pop(link.link_id, None)
+
+    # ---- AT+RST ---------------------------------------------------------------------------
+
+    def reboot(self) -> Reply:
+        self.emit(OK)
+        self._mode = Mode.REBOOTING
+        for link in list(self.links.values()):
+            self.remove_link(link)
+            link.destroy()  # dropped without close frames
+        self.link_configs.clear()
+        self.echo = True
+        self._line.clear()
+        self._busy_input.clear()
+        return reboot_sequence(self)
+
+    def finish_reboot(self) -> None:
+        self._mode = Mode.BUSY  # until the reboot "command" prints ready and ends
+
+    # ---- input ----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the host on the AT port."""
+        buf = bytes(data)
+        while buf:
+            if self._mode is Mode.REBOOTING:
+                return
+            if self._mode is Mode.DATA:
+                buf = self._feed_data(buf)
+            elif self._mode is Mode.BUSY:
+                self._feed_busy(buf)
+                return
+            else:
+                buf = self._feed_command(buf)
+
+    def _feed_command(self, buf: bytes) -> bytes:
+        """Assemble lines; returns the bytes left over when a line switched the mode."""
+        self._line += buf
+        while True:
+            end = self._line.find(b"\r\n")
+            if end < 0:
+                if len(self._line) > LINE_BUFFER_LIMIT:
+                    del self._line[:-1]  # keep a trailing CR that may pair with the next LF
+                    self._line_overflow = True
+                return b""
+            line = bytes(self._line[:end])
+            rest = bytes(self._line[end + 2:])
+            self._line.clear()
+            overflow, self._line_overflow = self._line_overflow, False
+            if self.echo:
+                self.emit(line + b"\r\n")  # echoed as received, data-mode bytes never are
+            self._run_line(line, overflow)
+            if self._mode is not Mode.COMMAND:
+                return rest
+            self._line += rest
+
+    def _feed_busy(self, buf: bytes) -> None:
+        """Input while a command runs is lost; each complete line is answered `busy p...`."""
+        self._busy_input += buf
+        while (end := self._busy_input.find(b"\r\n")) >= 0:
+            del self._busy_input[:end + 2]
+            self.emit(BUSY)
+        if len(self._busy_input) > LINE_BUFFER_LIMIT:
+            del self._busy_input[:-1]
+
+    def _feed_data(self, buf: bytes) -> bytes:
+        data = self._data
+        assert data is not None
+        take = data.request.length - len(data.collected)
+        data.collected += buf[:take]
+        if len(data.collected) < data.request.length:
+            self._arm_data_timer()
+            return b""
+        if data.idle_timer is not None:
+            data.idle_timer.cancel()
+        self._data = None
+        self._start(data.request.on_data(bytes(data.collected)))
+        return buf[take:]
+
+    def _arm_data_timer(self) -> None:
+        data = self._data
+        if data is None:
+            return
+        if data.idle_timer is not None:
+            data.idle_timer.cancel()
+        data.idle_timer = asyncio.get_running_loop().call_later(
+            self.timings.data_input_idle_timeout_s, self._data_timed_out, data)
+
+    def _data_timed_out(self, data: _DataInput) -> None:
+        if self._data is data and self._mode is Mode.DATA:
+            log.info("data mode abandoned after %d of %d bytes", len(data.collected),
+                     data.request.length)
+            self._data = None
+            self._mode = Mode.COMMAND
+            self.emit(ERROR)
+
+    # ---- dispatch -------------------------------------------------------------------------
+
+    def _run_line(self, line: bytes, overflow: bool) -> None:
+        if not line and not overflow:
+            return  # a bare CR-LF is ignored
+        if overflow or len(line) > MAX_COMMAND_LINE_BYTES:
+            self.emit(ERROR)
+            return
+        try:
+            reply = self._dispatch(line)
+        except ParamError as exc:
+            log.debug("%r: %s", line, exc)
+            reply = ERROR
+        self._deliver(reply)
+
+    def _dispatch(self, line: bytes) -> Reply:
+        match = _COMMAND_RE.match(line)
+        if match is None:
+            return ERROR
+        name = match.group(1).decode()
+        rest = match.group(2).decode("latin-1")
+        command = COMMANDS.get(name)
+        if command is None or name not in self.profile.commands:
+            return ERROR
+        if rest == "":
+            handler, args = command.execute, ""
+        elif rest == "?":
+            handler, args = command.query, ""
+        elif rest == "=?":
+            handler, args = command.test, ""
+        elif rest.startswith("="):
+            handler, args = command.set, rest[1:]
+        else:
+            return ERROR
+        if handler is None:
+            return ERROR
+        return handler(self, args)
+
+    def _deliver(self, reply: Reply) -> None:
+        if isinstance(reply, bytes):
+            self.emit(reply)
+        elif isinstance(reply, DataRequest):
+            self._mode = Mode.DATA
+            self._data = _DataInput(reply, bytearray())
+            self.emit(reply.prompt)
+            self._arm_data_timer()
+        else:
+            self._start(reply)
+
+    def _start(self, coro) -> None:
+        """Run a command that takes time; the port is busy until its final result."""
+        if self._mode is not Mode.REBOOTING:
+            self._mode = Mode.BUSY
+        task = asyncio.get_running_loop().create_task(coro)
+        self._command_task = task
+        task.add_done_callback(self._command_done)
+
+    def _command_done(self, task: asyncio.Task[bytes]) -> None:
+        if self._command_task is not task or task.cancelled():
+            return
+        self._command_task = None
+        exc = task.exception()
+        if exc is not None:
+            log.error("command failed in the model", exc_info=exc)
+            result = ERROR
+        else:
+            result = task.result()
+        self._mode = Mode.COMMAND
+        self._busy_input.clear()  # a partial line typed while busy is lost
+        self.emit(result)
