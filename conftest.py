@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures.ws_server",
     "fixtures.links",
     "fixtures.reporting",
+    "fixtures.embedded",
 ]

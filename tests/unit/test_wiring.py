@@ -58,3 +58,27 @@ def test_known_deviation_is_reported_as_such(tmp_path):
 def test_no_tests_is_not_a_pass():
     result = run_suite("tests/conformance", "-k", "no_such_test_anywhere", "-q")
     assert result.returncode == 5
+
+
+def test_a_dead_device_is_recovered_and_the_run_goes_on():
+    result = run_suite("tests/unit/probes/probe_recovery.py", "-q")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout
+
+
+def test_wifi_password_never_reaches_reports(tmp_path):
+    secret = "s3cret-Pa55word"
+    result = run_suite("tests/unit/probes/probe_wifi.py", "--wifi-ssid", "lab-net",
+                       "--wifi-password", secret, "--alluredir", str(tmp_path / "allure"),
+                       "--junitxml", str(tmp_path / "junit.xml"))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "lab-net" in result.stdout             # the join happened and the query shows it
+    assert secret not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"the password leaked into {path}"
+
+
+def test_pytest_embedded_options_are_kept():
+    help_text = run_suite("--help").stdout
+    assert "--embedded-services" in help_text and "--at-port" in help_text
