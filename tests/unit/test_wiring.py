@@ -27,8 +27,9 @@ def test_every_clause_has_a_conformance_test():
     assert not untested, f"clauses with no conformance test: {untested}"
 
 
-def test_at_port_runs_the_suite_against_an_independently_started_device(tmp_path):
-    model = ModelProcess(log_path=tmp_path / "model.log")
+@pytest.mark.parametrize("pty", [False, True], ids=["socket", "pty"])
+def test_at_port_runs_the_suite_against_an_independently_started_device(tmp_path, pty):
+    model = ModelProcess(log_path=tmp_path / "model.log", pty=pty)
     url = model.start()
     try:
         result = run_suite("tests/conformance/test_wsopen.py", "--at-port", url,
