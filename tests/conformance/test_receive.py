@@ -96,3 +96,14 @@ def test_server_ping_gets_pong_with_same_payload_and_nothing_printed(at, connect
     pong = ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == 0xA, timeout=SERVER_WAIT_S)
     assert pong.frame.payload == payload and pong.frame.fin and pong.frame.masked, pong
     at.expect_no_urc(b"+WS_DATA", within=0.3)
+
+
+@pytest.mark.clause("PING.server.large")
+def test_ping_longer_than_buffer_size_gets_exact_pong(at, connected, ws_endpoint):
+    connected(0, cfg=(10, 120, 64))
+    payload = bytes(range(100, 225))             # 125 bytes: the largest ping, twice buffer_size
+    ws_endpoint.send_ping(payload)
+    pong = ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == 0xA, timeout=SERVER_WAIT_S)
+    assert pong.frame.payload == payload, (
+        f"PING.server.large: ping of {len(payload)} bytes with buffer_size 64; the pong carried "
+        f"{len(pong.frame.payload)} bytes {pong.frame.payload[:40]!r}...")

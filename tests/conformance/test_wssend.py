@@ -1,4 +1,6 @@
 """AT+WSSEND: the prompt flow, SEND OK, parameters, and the frames the server receives."""
+import time
+
 import pytest
 
 import spec
@@ -157,3 +159,18 @@ def test_send_longer_than_buffer_size_reassembles(at, connected, ws_endpoint, bu
     assert all(f.opcode == OP_CONTINUATION for f in frames[1:]), [f.opcode for f in frames]
     assert [f.fin for f in frames] == [False] * (len(frames) - 1) + [True]
     assert all(len(f.payload) <= buffer_size for f in frames[1:]), [len(f.payload) for f in frames]
+
+
+@pytest.mark.clause("WSSEND.close_frame")
+def test_nothing_follows_a_close_frame_sent_with_wssend(at, connected, ws_endpoint):
+    interval = 1
+    connected(0, cfg=(interval, 60))
+    ws_endpoint.on_device_close(reply=True)      # answer it, keep TCP open, record what follows
+    body = b"\x03\xe8bye"                        # 1000, "bye"
+    at.send_data(wssend(0, len(body), 8), body).expect(b"SEND OK")
+    close = ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == 8, timeout=SERVER_WAIT_S)
+    time.sleep(interval + 1.5)                   # a ping would be due by now
+    after = [rf for rf in ws_endpoint.frames if rf.time > close.time]
+    assert not after, (
+        f"WSSEND.close_frame: after its close frame (and the server's close reply) the device "
+        f"sent {after}; RFC 6455 5.5.1 allows nothing more")
