@@ -6,6 +6,7 @@ failure names what was sent, what was expected and the exact bytes that came bac
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -156,21 +157,8 @@ class AtClient:
 
     def cmd(self, command: str | bytes, timeout: float = COMMAND_TIMEOUT_S) -> Response:
         """Send one command line and collect its response up to the final result code."""
-        with self._cond:
-            self._responses.clear()              # stray lines from before belong to nobody
-            data = self._engine.command(command)
-            response = Response(command=data[:-2], clauses=self.clauses)
-            self.commands_sent.append(response.command)
-            start = self._rx_offset
-            self._in_command = True
-        try:
-            self._write(data)
-            with self._cond:
-                self._collect(response, start, time.monotonic() + timeout, timeout,
-                              until_prompt=False)
-        finally:
-            with self._cond:
-                self._in_command = False
+        with self._running(command, expects_prompt=False) as (response, start):
+            self._collect(response, start, timeout, until_prompt=False)
         return response
 
     def send_data(self, command: str | bytes, payload: bytes, *,
@@ -178,32 +166,37 @@ class AtClient:
                   send_timeout: float = COMMAND_TIMEOUT_S) -> Response:
         """Data mode: command, wait for '>' (or ERROR), write exactly `payload`, wait for the
         result (SEND OK, SEND FAIL or ERROR). Returns early, without writing, if no prompt."""
+        with self._running(command, expects_prompt=True) as (response, start):
+            self._collect(response, start, prompt_timeout, until_prompt=True)
+            if response.prompt:
+                self._write(payload)
+                self._collect(response, start, send_timeout, until_prompt=False)
+        return response
+
+    @contextlib.contextmanager
+    def _running(self, command: str | bytes, expects_prompt: bool):
+        """Write a command line; while it runs, framing errors belong to it, not to anomalies."""
         with self._cond:
-            self._responses.clear()
-            data = self._engine.command(command, expects_prompt=True)
+            self._responses.clear()              # stray lines from before belong to nobody
+            data = self._engine.command(command, expects_prompt=expects_prompt)
             response = Response(command=data[:-2], clauses=self.clauses)
             self.commands_sent.append(response.command)
             start = self._rx_offset
             self._in_command = True
         try:
             self._write(data)
-            with self._cond:
-                self._collect(response, start, time.monotonic() + prompt_timeout,
-                              prompt_timeout, until_prompt=True)
-            if not response.prompt:
-                return response
-            self._write(payload)
-            with self._cond:
-                self._collect(response, start, time.monotonic() + send_timeout, send_timeout,
-                              until_prompt=False)
+            yield response, start
         finally:
             with self._cond:
                 self._in_command = False
-        return response
 
-    def _collect(self, response: Response, start: int, deadline: float, timeout: float,
-                 until_prompt: bool) -> None:
+    def _collect(self, response: Response, start: int, timeout: float, until_prompt: bool) -> None:
         """Fill `response` from response events until a final result (or the prompt)."""
+        with self._cond:
+            self._collect_locked(response, start, time.monotonic() + timeout, timeout, until_prompt)
+
+    def _collect_locked(self, response: Response, start: int, deadline: float, timeout: float,
+                        until_prompt: bool) -> None:
         while True:
             event = self._wait_for(self._next_response, deadline)
             response.received = self._received_since(start)
