@@ -1,6 +1,6 @@
 # Two entry points (README.md): `make conformance` and `make check`. Everything they need is
 # installed into .venv from requirements.txt on first use.
-PYTHON ?= python3
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 REPORTS := reports

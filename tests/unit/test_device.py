@@ -1,0 +1,90 @@
+"""fixtures/device.py: the session's device checks and the known-state restore, against a
+scripted device."""
+import pytest
+
+from esp_at.client import AtClient
+from fixtures.device import DeviceUnderTest, configured_links, default_wscfg
+from tests.unit.test_client import ScriptedDevice
+
+pytestmark = pytest.mark.timeout(10)
+
+CMD_LIST = b"".join(b'+CMD:%d,"%s",0,1,1,0\r\n' % (i, name) for i, name in enumerate(
+    [b"AT", b"AT+WSCFG", b"AT+WSOPEN", b"AT+WSSEND", b"AT+WSCLOSE"]))
+
+
+class Options:
+    def __init__(self, **values):
+        self.values = {"--at-port": "socket://scripted", "--at-baud": 115200, "--profile": "seed",
+                       **values}
+
+    def getoption(self, name, default=None):
+        return self.values.get(name, default)
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    device = ScriptedDevice()
+    dut = DeviceUnderTest(Options(), tmp_path)
+    dut.client = AtClient.open(device.url)
+    dut.url = device.url
+    yield device, dut
+    dut.client.close()
+    device.listener.close()
+
+
+def test_profile_commands_present(scripted):
+    device, dut = scripted
+    device.answers[b"AT+CMD?"] = CMD_LIST + b"\r\nOK\r\n"
+    dut.check_commands()
+
+
+def test_missing_websocket_command_stops_the_session_with_a_reason(scripted):
+    device, dut = scripted
+    device.answers[b"AT+CMD?"] = CMD_LIST.replace(b'"AT+WSSEND"', b'"AT+OTHER"') + b"\r\nOK\r\n"
+    with pytest.raises(RuntimeError, match=r"lacks AT\+WSSEND .*WebSocket command support"):
+        dut.check_commands()
+
+
+def test_firmware_without_cmd_listing_is_not_checked(scripted):
+    device, dut = scripted
+    device.answers[b"AT+CMD?"] = b"\r\nERROR\r\n"
+    dut.check_commands()
+
+
+def test_restore_closes_listed_links_and_resets_changed_configuration(scripted):
+    device, dut = scripted
+    device.answers.update({
+        b"AT": b"\r\nOK\r\n",
+        b"AT+WSOPEN?": b'+WSOPEN:2,3,"ws://h/p"\r\n\r\nOK\r\n',
+        b"AT+WSCLOSE=2": b"\r\nOK\r\n",
+        b"AT+WSCFG=1,10,120,1024": b"\r\nOK\r\n",
+        b"ATE1": b"\r\nOK\r\n",
+    })
+    dut.client.commands_sent = [b"AT+WSCFG=1,1,1,1", b"ATE0"]
+    dut.restore()
+    received = bytes(device.received)
+    for line in (b"AT+WSCLOSE=2\r\n", b"AT+WSCFG=1,10,120,1024\r\n", b"ATE1\r\n"):
+        assert line in received
+    assert b"AT+WSCLOSE=0" not in received and b"AT+RST" not in received
+
+
+def test_silent_device_is_reset():
+    # restore() on a device that never answers: AT+RST is tried, and without `ready` the board
+    # case gives up with a device failure (a model would be restarted instead).
+    device = ScriptedDevice()
+    dut = DeviceUnderTest(Options(), None)
+    dut.client = AtClient.open(device.url)
+    try:
+        dut.sync_timeout = dut.ready_timeout = 0.2
+        with pytest.raises(AssertionError):
+            dut.restore()
+        assert b"AT+RST\r\n" in bytes(device.received)
+    finally:
+        dut.client.close()
+        device.listener.close()
+
+
+def test_configured_links_and_defaults():
+    assert configured_links([b"AT+WSCFG=2,1,1", b"AT+WSCFG=0,5,5,5", b"AT+WSCFG=9,1,1",
+                             b"AT+WSOPEN=1,\"x\""]) == [0, 2]
+    assert default_wscfg(1) == "AT+WSCFG=1,10,120,1024"
