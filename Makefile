@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance unit check bench clean
+.PHONY: venv conformance unit check report bench clean
 
 venv: $(VENV)/.installed
 
@@ -27,9 +27,20 @@ unit: venv
 
 check: unit conformance
 
+# The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
+# pinned by package-lock.json; its analytics tag is stripped so the report works offline).
+report: venv node_modules/.installed
+	npx --no-install allure generate $(REPORTS)/allure-results --config allurerc.mjs
+	$(BIN)/python -m tools.offline_report $(REPORTS)/allure-report
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Round-trip and per-test overhead figures against the model.
 bench: venv
 	$(BIN)/python -m bench.at_speed
 
 clean:
-	rm -rf $(REPORTS)/allure-results $(REPORTS)/junit.xml $(REPORTS)/conformance-matrix.md
+	rm -rf $(REPORTS)/allure-results $(REPORTS)/allure-report $(REPORTS)/junit.xml \
+		$(REPORTS)/conformance-matrix.md
