@@ -30,6 +30,7 @@ check: unit conformance
 # The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
 # pinned by package-lock.json; its analytics tag is stripped so the report works offline).
 report: venv node_modules/.installed
+	rm -rf $(REPORTS)/allure-report
 	npx --no-install allure generate $(REPORTS)/allure-results --config allurerc.mjs
 	$(BIN)/python -m tools.offline_report $(REPORTS)/allure-report
 
