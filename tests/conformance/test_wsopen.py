@@ -43,9 +43,9 @@ def test_query_lists_established_link(at, ws_endpoint, link_id):
     at.cmd(WSOPEN_QUERY).expect(b"OK", lines=[expected])
 
 
-def free_tcp_port() -> int:
+def free_tcp_port(host: str) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -68,7 +68,7 @@ def test_refused_handshake_answers_error(at, ws_endpoint, status):
 
 @pytest.mark.clause("WSOPEN.set.error")
 def test_refused_tcp_connection_answers_error(at, ws_server):
-    url = f"ws://{ws_server.host}:{free_tcp_port()}/nothing-listens-here"
+    url = f"ws://{ws_server.host}:{free_tcp_port(ws_server.host)}/nothing-listens-here"
     response = at.cmd(wsopen(1, url, timeout_ms=3000), timeout=wsopen_answer_timeout(3000))
     assert_failed_open(at, 1, response)
 
