@@ -188,3 +188,14 @@ def test_default_timeout_is_15_s(at, ws_endpoint):
     assert default_s - 0.1 <= took <= default_s + TIMEOUT_MARGIN_S, (
         f"WSOPEN.timeout_ms.default: no timeout_ms against a silent server; expected ERROR after "
         f"{default_s:g} s; came after {took:.2f} s")
+
+
+@pytest.mark.clause("WSOPEN.uri.wss")
+def test_wss_uri_opens_over_tls(at, wss_endpoint):
+    assert wss_endpoint.url.startswith("wss://")
+    open_link(at, 1, wss_endpoint.url)
+    assert wss_endpoint.wait_connection(timeout=SERVER_WAIT_S).handshake.path == wss_endpoint.path
+    at.cmd(WSOPEN_QUERY).expect(b"OK", lines=[f'+WSOPEN:1,2,"{wss_endpoint.url}"'.encode()])
+    payload = b"over tls \x00\xff"
+    at.send_data(wssend(1, len(payload), 2), payload).expect(b"SEND OK")
+    assert b"".join(at.wait_ws_data(1, len(payload), timeout=SERVER_WAIT_S)) == payload

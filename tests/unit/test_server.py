@@ -9,6 +9,7 @@ import time
 import pytest
 
 from servers import Endpoint, NoLiveConnection, ServerWaitTimeout, WsTestServer
+from servers.tls import self_signed_context
 from wire.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, Frame,
                          FrameParser, close_payload, encode_frame)
 from wire.handshake import accept_for, new_key
@@ -438,29 +439,7 @@ def test_wire_tap_byte_by_byte() -> None:
 
 
 def test_wss_records_decrypted_frames() -> None:
-    import datetime
-    import tempfile
-
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(hours=1)).sign(key, hashes.SHA256()))
-    with tempfile.TemporaryDirectory() as folder:
-        with open(f"{folder}/cert.pem", "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
-        with open(f"{folder}/key.pem", "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(f"{folder}/cert.pem", f"{folder}/key.pem")
+    context = self_signed_context("127.0.0.1")
     client_context = ssl.create_default_context()
     client_context.check_hostname, client_context.verify_mode = False, ssl.CERT_NONE
     with WsTestServer(ssl=context) as srv:
