@@ -52,9 +52,9 @@ async def serve_upgrade(request: web.BaseRequest, conn: Connection, ep: Endpoint
     link.cork()  # type: ignore[union-attr]  # LinkTransport: the 101 and greeting in one write
     try:
         await ws.prepare(request)
+        conn.upgraded = True  # before the 101 leaves: whoever sees the 101 must see the flag
     finally:
         link.uncork(b"".join(behaviour.greeting))  # type: ignore[union-attr]
-    conn.upgraded = True
     conn.notify()
 
     await _message_loop(ws, conn, ep)

@@ -4,7 +4,7 @@ import pytest
 
 from esp_at.client import AtClient
 from fixtures.device import (DeviceUnderTest, configured_links, default_wscfg,
-                             port_for_this_worker)
+                             Worker, port_for_this_worker)
 from tests.unit.test_client import ScriptedDevice
 
 pytestmark = pytest.mark.timeout(10)
@@ -91,13 +91,10 @@ def test_configured_links_and_defaults():
     assert default_wscfg(1) == "AT+WSCFG=1,10,120,1024"
 
 
-def test_one_at_port_per_xdist_worker(monkeypatch):
-    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
-    assert port_for_this_worker("/dev/ttyUSB1|rfc2217://lab-2:4000") == "rfc2217://lab-2:4000"
+def test_one_at_port_per_xdist_worker():
+    second = Worker("gw1", 1, 2)
+    assert port_for_this_worker("/dev/ttyUSB1|rfc2217://lab-2:4000", second) == "rfc2217://lab-2:4000"
     with pytest.raises(pytest.UsageError, match="one AT port per pytest-xdist worker"):
-        port_for_this_worker("/dev/ttyUSB1")
-    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT")
-    monkeypatch.delenv("PYTEST_XDIST_WORKER")
-    assert port_for_this_worker("socket://127.0.0.1:4000") == "socket://127.0.0.1:4000"
-    assert port_for_this_worker(None) is None
+        port_for_this_worker("/dev/ttyUSB1", second)
+    assert port_for_this_worker("socket://127.0.0.1:4000", Worker()) == "socket://127.0.0.1:4000"
+    assert port_for_this_worker(None, Worker()) is None
