@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance unit check report bench clean
+.PHONY: venv conformance unit lint check report bench clean
 
 venv: $(VENV)/.installed
 
@@ -25,7 +25,10 @@ conformance: venv
 unit: venv
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 
-check: unit conformance
+lint: venv
+	$(BIN)/ruff check --select F,E9 .
+
+check: lint unit conformance
 
 # The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
 # pinned by package-lock.json; its analytics tag is stripped so the report works offline).
