@@ -100,7 +100,12 @@ class AtClient:
                 return
             if data:
                 with self._cond:
-                    self._note_received(data)
+                    try:
+                        self._note_received(data)
+                    except Exception as exc:     # an engine bug must not leave waiters hanging
+                        self._reader_error = exc
+                        self._cond.notify_all()
+                        return
                     self._cond.notify_all()
 
     def _note_received(self, data: bytes) -> None:
@@ -310,6 +315,14 @@ class AtClient:
             self._t0 = time.monotonic()
             self.clauses = clauses
             return dropped
+
+    def resync(self) -> None:
+        """Forget any half-read framing (a +WS_DATA whose bytes never came would swallow every
+        later line, `ready` included): a fresh engine starts at the next byte. For recovery."""
+        with self._cond:
+            self._engine = AtEngine()
+            self._responses.clear()
+            self._transcript.append((time.monotonic(), "--", b"engine resynchronised"))
 
     def transcript(self) -> str:
         """The test's exchange as text: time since test start, direction, exact bytes."""
