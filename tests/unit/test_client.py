@@ -21,10 +21,12 @@ class ScriptedDevice:
         self.data_answer = None    # (n, bytes): after a prompt, swallow n bytes, then answer
         self.received = bytearray()
         self.conn = None
+        self.accepted = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
         self.conn, _ = self.listener.accept()
+        self.accepted.set()
         pending = bytearray()
         while True:
             try:
@@ -59,6 +61,7 @@ class ScriptedDevice:
                         return
 
     def push(self, data):
+        assert self.accepted.wait(5), "the client never connected"
         self.conn.sendall(data)
 
 
@@ -192,6 +195,7 @@ def test_begin_test_drops_leftovers_and_transcript_is_repr(device, client):
 def test_port_closed_by_device_is_a_harness_fault(device, client):
     device.answers[b"AT"] = b"\r\nOK\r\n"
     client.cmd("AT")
+    assert device.accepted.wait(5)
     device.conn.close()
     device.listener.close()
     with pytest.raises((PortClosed, DeviceSilent)):
