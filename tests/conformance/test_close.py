@@ -75,7 +75,8 @@ def test_no_reconnect_after_server_close(at, connected, ws_endpoint):
     at.wait_urc(b"+WS_CLOSED", 0, timeout=SERVER_WAIT_S)
     at.expect_no_urc(b"+WS_CONNECTED", 0, within=1.0)
     assert len(ws_endpoint.connections) == 1, "the device reconnected after a server close"
-    assert 0 not in link_states(at) or link_states(at)[0][0] == 0
+    state = link_states(at).get(0, (0,))[0]
+    assert state in (0, 4), f"after a server close link 0 shows state {state}; expected 0, 4 or gone"
 
 
 @pytest.mark.clause("URC.WS_DISCONNECTED", "WSOPEN.state.wait_reconnect")
