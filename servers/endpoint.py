@@ -226,7 +226,8 @@ class Endpoint:
                 while self._changes == seen:
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        raise ServerWaitTimeout(self._transcript(f"waited {timeout:g} s for {what}"))
+                        raise ServerWaitTimeout(self._transcript(
+                            f"{self.path}: waited {timeout:g} s for {what}; recorded instead:"))
                     self._cond.wait(left)
 
     def _live(self) -> Connection:
@@ -235,7 +236,8 @@ class Endpoint:
         for conn in reversed(list(self.connections)):
             if conn.is_open and conn.refused_status is None:
                 return conn
-        raise NoLiveConnection(self._transcript("no open connection to act on"))
+        raise NoLiveConnection(self._transcript(
+            f"{self.path}: no open connection to act on; recorded instead:"))
 
     def _write(self, data: bytes) -> None:
         conn = self._live()
@@ -243,10 +245,10 @@ class Endpoint:
 
     def describe(self) -> str:
         """What the endpoint recorded, for a report attachment."""
-        return self._transcript("end of test")
+        return self._transcript(f"{self.path}: what the server recorded")
 
     def _transcript(self, headline: str) -> str:
-        lines = [f"{self.path}: {headline}; recorded instead:"]
+        lines = [headline]
         if not self.connections:
             lines.append("  no connection to this endpoint")
         for index, conn in enumerate(list(self.connections), 1):
