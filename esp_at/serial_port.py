@@ -50,5 +50,8 @@ def open_at_port(url: str, baudrate: int = 115200) -> serial.SerialBase:
         port.port = url
         port.open()
         return port
+    if url.startswith("rfc2217://"):
+        # pyserial's RFC 2217 client refuses write_timeout (NotImplementedError).
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=READ_TIMEOUT_S)
     return serial.serial_for_url(url, baudrate=baudrate, timeout=READ_TIMEOUT_S,
                                  write_timeout=WRITE_TIMEOUT_S)

@@ -1,11 +1,16 @@
 """The suite's wiring, end to end: the clause map, --at-port against a device someone else
 started, known deviations told apart from new failures, and no silent pass on zero tests."""
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from esp_rfc2217_server.redirector import Redirector
+
+from esp_at.serial_port import open_at_port
 
 import spec
 from fixtures.model_process import ModelProcess
@@ -35,6 +40,44 @@ def test_at_port_runs_the_suite_against_an_independently_started_device(tmp_path
         result = run_suite("tests/conformance/test_wsopen.py", "--at-port", url,
                            "--ws-host", "127.0.0.1", "-k", "query or connected", "-q")
     finally:
+        model.stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+class LoopbackRfc2217Bridge:
+    """esptool's RFC 2217 redirector (what esp_rfc2217_server runs beside a board in a lab),
+    bound to loopback only, in front of a model's socket:// port."""
+
+    def __init__(self, device_url: str) -> None:
+        self.serial = open_at_port(device_url)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"rfc2217://127.0.0.1:{self.listener.getsockname()[1]}?ign_set_control"
+        self.connection = None
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            self.connection, _ = self.listener.accept()
+        except OSError:
+            return
+        Redirector(self.serial, self.connection).shortcircuit()
+
+    def close(self) -> None:
+        self.listener.close()
+        if self.connection is not None:
+            self.connection.close()
+        self.serial.close()
+
+
+def test_at_port_over_rfc2217(tmp_path):
+    model = ModelProcess(log_path=tmp_path / "model.log")
+    bridge = LoopbackRfc2217Bridge(model.start())
+    try:
+        result = run_suite("tests/conformance/test_wssend.py", "--at-port", bridge.url,
+                           "-k", "prompt_flow or all-bytes or masked", "-q")
+    finally:
+        bridge.close()
         model.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
