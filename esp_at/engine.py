@@ -183,9 +183,8 @@ class AtEngine:
         line = bytes(buf[:end])
         del buf[:end + 1]
         self._searched = 0
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        self._events.append(self._classify(line))
+        # Trailing CRs carry nothing; an echo of "AT\r\n" may come back as "AT\r\r\n".
+        self._events.append(self._classify(line.rstrip(b"\r")))
         return True
 
     def _classify(self, line: bytes) -> Event:

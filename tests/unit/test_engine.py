@@ -43,6 +43,10 @@ def test_echo_then_ok():
     assert both_ways(b"AT\r\n\r\nOK\r\n", command=b"AT") == [Echo(b"AT"), Final(b"OK")]
 
 
+def test_echo_with_an_extra_cr_is_still_the_echo():
+    assert both_ways(b"AT\r\r\n\r\nOK\r\n", command=b"AT") == [Echo(b"AT"), Final(b"OK")]
+
+
 def test_no_echo_after_ate0():
     assert both_ways(b"\r\nOK\r\n", command=b"AT") == [Final(b"OK")]
 
