@@ -71,6 +71,7 @@ class AtClient:
         self._rx = bytearray()
         self._rx_base = 0                        # stream offset of self._rx[0]
         self._transcript: list[tuple[float, str, bytes]] = []
+        self._recording = True
         self._t0 = time.monotonic()
         self._in_command = False
         self._reader_error: BaseException | None = None
@@ -114,7 +115,8 @@ class AtClient:
             cut = len(self._rx) - RX_KEPT_BYTES
             del self._rx[:cut]
             self._rx_base += cut
-        self._transcript.append((time.monotonic(), "<<", data))
+        if self._recording:
+            self._transcript.append((time.monotonic(), "<<", data))
         for event in self._engine.feed(data):
             if isinstance(event, URC_TYPES):
                 self._urcs.append(event)
@@ -135,7 +137,8 @@ class AtClient:
 
     def _write(self, data: bytes) -> None:
         with self._cond:
-            self._transcript.append((time.monotonic(), ">>", data))
+            if self._recording:
+                self._transcript.append((time.monotonic(), ">>", data))
         try:
             self._port.write(data)
             self._port.flush()
@@ -301,13 +304,30 @@ class AtClient:
 
     # ---- test boundaries -------------------------------------------------------------------
 
-    def begin_test(self, clauses: tuple[str, ...] = ()) -> list[Event]:
-        """Drop whatever a previous test left queued; start a fresh transcript. Returns what was
-        dropped, so a fixture can report it."""
+    def drain(self) -> list[Event]:
+        """Drop whatever is queued (responses and URCs); returns it."""
         with self._cond:
             dropped = list(self._responses) + list(self._urcs)
             self._responses.clear()
             self._urcs.clear()
+            return dropped
+
+    @contextlib.contextmanager
+    def unrecorded(self):
+        """Nothing sent or received inside goes into the transcript (a Wi-Fi password)."""
+        with self._cond:
+            self._recording = False
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._recording = True
+
+    def begin_test(self, clauses: tuple[str, ...] = ()) -> list[Event]:
+        """Drop whatever a previous test left queued; start a fresh transcript. Returns what was
+        dropped, so a fixture can report it."""
+        dropped = self.drain()
+        with self._cond:
             self.urc_history = []
             self.anomalies = []
             self.commands_sent = []

@@ -65,7 +65,7 @@ def test_pings_go_on_while_the_server_talks(at, connected, ws_endpoint):
 
 @pytest.mark.slow
 @pytest.mark.clause("WSCFG.ping_intv_sec.default")
-def test_default_ping_interval_is_10_s(at, connected, ws_endpoint):
+def test_default_ping_interval_is_10_s(factory_defaults, connected, ws_endpoint):
     opened = time.monotonic()
     connected(0)
     ping = ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == 0x9,
@@ -115,8 +115,8 @@ def test_late_pong_within_timeout_keeps_the_link(at, connected, ws_endpoint):
 
 @pytest.mark.slow
 @pytest.mark.clause("WSCFG.ping_timeout_sec.default")
-def test_default_pong_timeout_is_120_s(at, connected, ws_endpoint):
+def test_default_pong_timeout_is_120_s(factory_defaults, connected, ws_endpoint):
     ws_endpoint.answer_pings(never=True)
     opened = time.monotonic()
     connected(0)
-    expect_pong_timeout(at, ws_endpoint, DEFAULT_INTV, DEFAULT_TIMEOUT, opened)
+    expect_pong_timeout(factory_defaults, ws_endpoint, DEFAULT_INTV, DEFAULT_TIMEOUT, opened)

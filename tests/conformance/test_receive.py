@@ -49,7 +49,8 @@ def test_chunks_never_exceed_buffer_size(at, connected, ws_endpoint, buffer_size
 
 
 @pytest.mark.clause("WSCFG.buffer_size.default")
-def test_default_buffer_size_is_1024(at, connected, ws_endpoint):
+def test_default_buffer_size_is_1024(factory_defaults, connected, ws_endpoint):
+    at = factory_defaults
     connected(0)
     message = bytes(i % 249 for i in range(3000))
     ws_endpoint.send_binary(message)
