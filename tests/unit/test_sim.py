@@ -4,6 +4,7 @@ server is a tiny asyncio server built on wire.frames so the test sees every fram
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import queue
@@ -209,6 +210,27 @@ class WsServer:
 
 def start_model(*defects: str) -> SimThread:
     return SimThread("seed", defects, timings=FAST).start()
+
+
+@contextlib.contextmanager
+def model_at(*defects: str):
+    """A model with these defects and a raw AT port on it, echo off."""
+    with start_model(*defects) as m:
+        at = AtPort(m.url)
+        try:
+            at.cmd("ATE0")
+            yield at
+        finally:
+            at.close()
+
+
+@contextlib.contextmanager
+def running_ws_server(**options):
+    srv = WsServer(**options)
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture
@@ -423,17 +445,11 @@ def test_wsopen_timeout_and_busy(sim_at):
 def test_strict_handshake_refuses_200_and_kd7_accepts_it():
     respond = lambda key: (f"HTTP/1.1 200 OK\r\nSec-WebSocket-Accept: {accept_for(key)}\r\n\r\n"
                            ).encode()
-    srv = WsServer(respond=respond)
-    try:
+    with running_ws_server(respond=respond) as srv:
         for defects, expected in (((), b"+WS_DISCONNECTED:0\r\n" + ERROR),
                                   (("KD-7",), b"+WS_CONNECTED:0\r\n" + OK)):
-            with start_model(*defects) as m:
-                at = AtPort(m.url)
-                at.cmd("ATE0")
+            with model_at(*defects) as at:
                 assert at.cmd(f'AT+WSOPEN=0,"{srv.uri()}"') == expected
-                at.close()
-    finally:
-        srv.stop()
 
 
 # ---- sending -----------------------------------------------------------------------------
@@ -478,21 +494,14 @@ def test_wssend_fragments_by_buffer_size_with_fresh_masks(sim_at, raw_ws):
 
 @pytest.mark.timeout(10)
 def test_kd10_sends_oversized_control_frame():
-    srv = WsServer()
-    try:
-        with start_model("KD-10") as m:
-            at = AtPort(m.url)
-            at.cmd("ATE0")
-            conn = open_link(at, srv)
-            at.write(b"AT+WSSEND=0,200,9\r\n")
-            at.expect(b">")
-            at.write(b"x" * 200)
-            at.expect(b"SEND OK\r\n")
-            frame = conn.next_frame(skip=())
-            assert (frame.opcode, len(frame.payload)) == (OP_PING, 200)
-            at.close()
-    finally:
-        srv.stop()
+    with running_ws_server() as srv, model_at("KD-10") as at:
+        conn = open_link(at, srv)
+        at.write(b"AT+WSSEND=0,200,9\r\n")
+        at.expect(b">")
+        at.write(b"x" * 200)
+        at.expect(b"SEND OK\r\n")
+        frame = conn.next_frame(skip=())
+        assert (frame.opcode, len(frame.payload)) == (OP_PING, 200)
 
 
 # ---- receiving ---------------------------------------------------------------------------
@@ -517,31 +526,24 @@ def test_ws_data_chunked_by_buffer_size(sim_at, raw_ws):
 
 @pytest.mark.timeout(10)
 def test_ping_cadence_and_pong_timeout():
-    srv = WsServer(auto_pong=False)
-    try:
-        with start_model() as m:
-            at = AtPort(m.url)
-            at.cmd("ATE0")
-            assert at.cmd("AT+WSCFG=0,1,2") == OK
-            t0 = time.monotonic()
-            conn = open_link(at, srv)
-            pings = [conn.next_frame(skip=()) for _ in range(2)]
-            times = time.monotonic() - t0
-            assert all((p.opcode, p.payload, p.fin, p.masked) == (OP_PING, b"", True, True)
-                       for p in pings)
-            assert 1.5 < times < 2.8
-            # first unanswered ping at ~1 s, pong timeout 2 s -> abort at ~3 s
-            at.expect(b"+WS_DISCONNECTED:0\r\n", timeout=3)
-            assert 2.5 < time.monotonic() - t0 < 4.0
-            assert conn.eof.wait(1)
-            assert conn.frames.queue.count(Frame(OP_CLOSE, b"")) == 0
-            assert b"+WSOPEN:0,3," in at.cmd("AT+WSOPEN?")
-            # reconnects after the (shortened) wait
-            at.expect(b"+WS_CONNECTED:0\r\n", timeout=2)
-            assert srv.accept().request.startswith(b"GET / HTTP/1.1")
-            at.close()
-    finally:
-        srv.stop()
+    with running_ws_server(auto_pong=False) as srv, model_at() as at:
+        assert at.cmd("AT+WSCFG=0,1,2") == OK
+        t0 = time.monotonic()
+        conn = open_link(at, srv)
+        pings = [conn.next_frame(skip=()) for _ in range(2)]
+        times = time.monotonic() - t0
+        assert all((p.opcode, p.payload, p.fin, p.masked) == (OP_PING, b"", True, True)
+                   for p in pings)
+        assert 1.5 < times < 2.8
+        # first unanswered ping at ~1 s, pong timeout 2 s -> abort at ~3 s
+        at.expect(b"+WS_DISCONNECTED:0\r\n", timeout=3)
+        assert 2.5 < time.monotonic() - t0 < 4.0
+        assert conn.eof.wait(1)
+        assert conn.frames.queue.count(Frame(OP_CLOSE, b"")) == 0
+        assert b"+WSOPEN:0,3," in at.cmd("AT+WSOPEN?")
+        # reconnects after the (shortened) wait
+        at.expect(b"+WS_CONNECTED:0\r\n", timeout=2)
+        assert srv.accept().request.startswith(b"GET / HTTP/1.1")
 
 
 @pytest.mark.timeout(10)
@@ -555,21 +557,14 @@ def test_pongs_keep_link_up(sim_at, raw_ws):
 @pytest.mark.timeout(10)
 def test_kd4_no_pings_while_server_talks():
     for defects, expect_pings in (((), True), (("KD-4",), False)):
-        srv = WsServer()
-        try:
-            with start_model(*defects) as m:
-                at = AtPort(m.url)
-                at.cmd("ATE0")
-                at.cmd("AT+WSCFG=0,1,10")
-                conn = open_link(at, srv)
-                for _ in range(8):
-                    conn.send(encode_frame(OP_TEXT, b"x"))
-                    time.sleep(0.25)
-                pings = [f for f in list(conn.frames.queue) if f.opcode == OP_PING]
-                assert bool(pings) is expect_pings, defects
-                at.close()
-        finally:
-            srv.stop()
+        with running_ws_server() as srv, model_at(*defects) as at:
+            at.cmd("AT+WSCFG=0,1,10")
+            conn = open_link(at, srv)
+            for _ in range(8):
+                conn.send(encode_frame(OP_TEXT, b"x"))
+                time.sleep(0.25)
+            pings = [f for f in list(conn.frames.queue) if f.opcode == OP_PING]
+            assert bool(pings) is expect_pings, defects
 
 
 # ---- closing -----------------------------------------------------------------------------
@@ -597,18 +592,11 @@ def test_server_close_frame(sim_at, raw_ws):
 
 @pytest.mark.timeout(10)
 def test_kd3_hides_closing_states():
-    srv = WsServer()
-    try:
-        with start_model("KD-3") as m:
-            at = AtPort(m.url)
-            at.cmd("ATE0")
-            conn = open_link(at, srv)
-            conn.send(encode_frame(OP_CLOSE, close_payload(1000)))
-            at.expect(b"+WS_CLOSED:0\r\n")
-            assert at.cmd("AT+WSOPEN?") == OK
-            at.close()
-    finally:
-        srv.stop()
+    with running_ws_server() as srv, model_at("KD-3") as at:
+        conn = open_link(at, srv)
+        conn.send(encode_frame(OP_CLOSE, close_payload(1000)))
+        at.expect(b"+WS_CLOSED:0\r\n")
+        assert at.cmd("AT+WSOPEN?") == OK
 
 
 @pytest.mark.timeout(10)
@@ -651,13 +639,10 @@ def test_host_close_frame_then_server_reply(sim_at, raw_ws):
 
 @pytest.mark.timeout(10)
 def test_kd1_refuses_timeout_zero(raw_ws):
-    with start_model("KD-1") as m:
-        at = AtPort(m.url)
-        at.cmd("ATE0")
+    with model_at("KD-1") as at:
         assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,0') == ERROR
         assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,') == ERROR
         assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,1') == b"+WS_CONNECTED:0\r\n" + OK
-        at.close()
 
 
 @pytest.mark.timeout(10)
@@ -711,22 +696,15 @@ def test_sysram_falls_while_link_open(sim_at, raw_ws):
 
 @pytest.mark.timeout(10)
 def test_kd5_second_close_frame():
-    srv = WsServer()
-    try:
-        with start_model("KD-5") as m:
-            at = AtPort(m.url)
-            at.cmd("ATE0")
-            conn = open_link(at, srv)
-            at.write(b"AT+WSSEND=0,2,8\r\n")
-            at.expect(b">")
-            at.write(b"\x03\xe8")
-            at.expect(b"SEND OK\r\n")
-            assert b"+WSOPEN:0,2," in at.cmd("AT+WSOPEN?")  # still connected
-            conn.send(encode_frame(OP_CLOSE, close_payload(1000)))
-            at.expect(b"+WS_CLOSED:0\r\n")
-            closes = [conn.next_frame(), conn.next_frame()]
-            assert [f.opcode for f in closes] == [OP_CLOSE, OP_CLOSE]
-            assert closes[1].payload == b""
-            at.close()
-    finally:
-        srv.stop()
+    with running_ws_server() as srv, model_at("KD-5") as at:
+        conn = open_link(at, srv)
+        at.write(b"AT+WSSEND=0,2,8\r\n")
+        at.expect(b">")
+        at.write(b"\x03\xe8")
+        at.expect(b"SEND OK\r\n")
+        assert b"+WSOPEN:0,2," in at.cmd("AT+WSOPEN?")  # still connected
+        conn.send(encode_frame(OP_CLOSE, close_payload(1000)))
+        at.expect(b"+WS_CLOSED:0\r\n")
+        closes = [conn.next_frame(), conn.next_frame()]
+        assert [f.opcode for f in closes] == [OP_CLOSE, OP_CLOSE]
+        assert closes[1].payload == b""
