@@ -127,12 +127,18 @@ class Connection:
 
     def abort_tcp(self) -> None:
         """Drop the connection with a RST: SO_LINGER 0 makes close() discard and reset."""
-        if self._transport is None:
+        transport = self._transport
+        if transport is None:
             return
-        sock = self._transport.get_extra_info("socket")
+        try:
+            sock = transport.get_extra_info("socket")
+        except AttributeError:
+            # asyncio's TLS transport once its SSL protocol is gone (3.11): already torn down,
+            # though nothing has told this connection yet; there is nothing left to reset.
+            return
         if sock is not None:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except OSError:
                 pass  # already gone; abort() below still marks it closed
-        self._transport.abort()
+        transport.abort()
