@@ -54,7 +54,8 @@ class LoopbackRfc2217Bridge:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"rfc2217://127.0.0.1:{self.listener.getsockname()[1]}?ign_set_control"
         self.connection = None
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
 
     def _serve(self) -> None:
         try:
@@ -65,6 +66,9 @@ class LoopbackRfc2217Bridge:
 
     def close(self) -> None:
         self.listener.close()
+        if self.connection is not None:
+            self.connection.shutdown(socket.SHUT_RDWR)   # ends the redirector's copy loops
+        self._thread.join(3)                      # its threads stop before the port they poll goes
         if self.connection is not None:
             self.connection.close()
         self.serial.close()
