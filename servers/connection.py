@@ -120,6 +120,15 @@ class Connection:
         self._drop_on_device_close = True
         self._loop.call_later(fallback_s, self.close_tcp)
 
+    def stall_reading(self, stalled: bool = True) -> None:
+        """Stop (or resume) reading what the device sends: its sends block once the window
+        closes."""
+        if self._transport is not None:
+            if stalled:
+                self._transport.stall_reading()  # type: ignore[attr-defined]
+            else:
+                self._transport.unstall_reading()  # type: ignore[attr-defined]
+
     def close_tcp(self) -> None:
         """Orderly close: what is buffered is still sent, then FIN."""
         if self._transport is not None and not self._transport.is_closing():

@@ -148,6 +148,12 @@ class Endpoint:
 
         self._server.call_in_loop(act)
 
+    def stall_reading(self, stalled: bool = True) -> None:
+        """Stop reading what the device sends (True) or read again (False). With the server's
+        small receive window (WsTestServer(receive_buffer=...)) the device's sends then block."""
+        conn = self._live()
+        self._server.call_in_loop(lambda: conn.stall_reading(stalled))
+
     def drop(self) -> None:
         """Close TCP abruptly with a RST, no close frame."""
         conn = self._live()

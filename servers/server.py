@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import re
+import socket
 import ssl as ssl_module
 import threading
 from collections.abc import Callable
@@ -33,15 +34,18 @@ Observer = Callable[[Connection, str, object], None]
 class WsTestServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, advertised_host: str | None = None,
                  *, ssl: ssl_module.SSLContext | None = None, accept_any_path: bool = False,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, receive_buffer: int | None = None) -> None:
         """accept_any_path: a request to a path with no endpoint creates an echo endpoint there
         instead of getting 404 (for manual sessions). observer: called on the loop thread for
-        every handshake, received frame, write and close, as (connection, kind, detail)."""
+        every handshake, received frame, write and close, as (connection, kind, detail).
+        receive_buffer: SO_RCVBUF of every connection (set on the listener, so the window is
+        small from the first segment): with reading stalled, a device's send blocks soon."""
         self.host = host
         self.advertised_host = advertised_host or host
         self.port = port
         self.scheme = "wss" if ssl is not None else "ws"
         self._ssl = ssl
+        self._receive_buffer = receive_buffer
         self._accept_any_path = accept_any_path
         self._observer = observer
         self._endpoints: dict[str, Endpoint] = {}
@@ -117,8 +121,17 @@ class WsTestServer:
         # handler_cancellation: a handler waiting on a stalled or lingering link ends with it.
         self._aio = TappedServer(self._handle, handler_cancellation=True,
                                  on_connection=self._connection_made, access_log=None)
-        self._listener = await asyncio.get_running_loop().create_server(
-            self._aio, self.host, self.port, ssl=self._ssl)
+        loop = asyncio.get_running_loop()
+        if self._receive_buffer is None:
+            self._listener = await loop.create_server(self._aio, self.host, self.port,
+                                                      ssl=self._ssl)
+        else:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
+            sock.bind((self.host, self.port))
+            self._listener = await loop.create_server(self._aio, sock=sock, ssl=self._ssl)
         self.port = self._listener.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:

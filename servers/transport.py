@@ -26,6 +26,23 @@ class LinkTransport:
         self._real = real
         self._connection = connection
         self._corked: bytearray | None = None
+        self._stalled = False  # the test stopped reading: aiohttp may not resume it
+
+    def stall_reading(self) -> None:
+        """Stop reading until `unstall_reading`: the kernel's buffer fills, the window closes."""
+        self._stalled = True
+        self._real.pause_reading()
+
+    def unstall_reading(self) -> None:
+        self._stalled = False
+        self._real.resume_reading()
+
+    def pause_reading(self) -> None:
+        self._real.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._stalled:  # aiohttp's own flow control must not undo a test's stall
+            self._real.resume_reading()
 
     def write(self, data: Any) -> None:
         data = bytes(data)

@@ -25,6 +25,12 @@ class Frame:
     rsv: int = 0  # the three RSV bits as a number 0..7 (RSV1 is 4)
     masked: bool = False
     mask_key: bytes | None = None
+    length_bits: int = 7  # how the length was written: 7, 16 or 64 bits (RFC 6455 5.2)
+
+    @property
+    def minimal_length(self) -> bool:
+        """The payload length is written in the shortest form RFC 6455 5.2 allows."""
+        return self.length_bits == minimal_length_bits(len(self.payload))
 
     @property
     def is_control(self) -> bool:
@@ -48,15 +54,22 @@ def apply_mask(data: bytes, key: bytes) -> bytes:
     return (int.from_bytes(data, "big") ^ int.from_bytes(repeated, "big")).to_bytes(len(data), "big")
 
 
+def minimal_length_bits(length: int) -> int:
+    return 7 if length < 126 else 16 if length < 1 << 16 else 64
+
+
 def encode_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0,
-                 mask: bool = False, mask_key: bytes | None = None) -> bytes:
-    """The bytes of one frame. Nothing is checked: callers may build frames RFC 6455 forbids."""
+                 mask: bool = False, mask_key: bytes | None = None,
+                 length_bits: int | None = None) -> bytes:
+    """The bytes of one frame. Nothing is checked: callers may build frames RFC 6455 forbids,
+    a longer length form than needed (`length_bits` 16 or 64) among them."""
     first = (0x80 if fin else 0) | ((rsv & 0x7) << 4) | (opcode & 0xF)
     length = len(payload)
     mask_bit = 0x80 if mask else 0
-    if length < 126:
+    bits = length_bits or minimal_length_bits(length)
+    if bits == 7:
         header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 1 << 16:
+    elif bits == 16:
         header = struct.pack("!BBH", first, mask_bit | 126, length)
     else:
         header = struct.pack("!BBQ", first, mask_bit | 127, length)
@@ -102,16 +115,17 @@ class FrameParser:
         first, second = buf[0], buf[1]
         length = second & 0x7F
         offset = 2
+        bits = 7
         if length == 126:
             if len(buf) < 4:
                 return None
             length = struct.unpack_from("!H", buf, 2)[0]
-            offset = 4
+            offset, bits = 4, 16
         elif length == 127:
             if len(buf) < 10:
                 return None
             length = struct.unpack_from("!Q", buf, 2)[0]
-            offset = 10
+            offset, bits = 10, 64
         masked = bool(second & 0x80)
         key = None
         if masked:
@@ -126,4 +140,4 @@ class FrameParser:
         if masked:
             payload = apply_mask(payload, key)
         return Frame(opcode=first & 0x0F, payload=payload, fin=bool(first & 0x80),
-                     rsv=(first >> 4) & 0x7, masked=masked, mask_key=key)
+                     rsv=(first >> 4) & 0x7, masked=masked, mask_key=key, length_bits=bits)
