@@ -7,13 +7,13 @@ or, from synchronous code:
     with sim.SimThread(profile="seed") as model: ...model.url...
 From the command line: `python -m sim --help`.
 """
-from sim.defects import DEFECTS, FIRMWARE_PRESETS, Defect
+from sim.defects import DEFECTS, FIRMWARE_PRESETS, Defect, behaviour_for, resolve
 from sim.device import Device
 from sim.link import LinkConfig, LinkState
 from sim.profiles import PROFILES, Profile, get_profile
 from sim.timing import DEFAULT_TIMINGS, Timings
 from sim.transport import PtyPort, SimThread, SocketPort, serve_pty, serve_socket
 
-__all__ = ["DEFECTS", "DEFAULT_TIMINGS", "Defect", "Device", "FIRMWARE_PRESETS", "LinkConfig",
+__all__ = ["DEFECTS", "DEFAULT_TIMINGS", "Defect", "Device", "behaviour_for", "resolve", "FIRMWARE_PRESETS", "LinkConfig",
            "LinkState", "PROFILES", "Profile", "PtyPort", "SimThread", "SocketPort", "Timings",
            "get_profile", "serve_pty", "serve_socket"]

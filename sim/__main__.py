@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from sim.defects import DEFECTS, FIRMWARE_PRESETS, validate
+from sim.defects import DEFECTS, FIRMWARE_PRESETS, resolve
 from sim.device import Device
 from sim.profiles import PROFILES
 from sim.timing import DEFAULT_TIMINGS
@@ -23,28 +23,28 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defect_help = "; ".join(f"{d.name}: {d.description}" for d in DEFECTS.values())
     p = argparse.ArgumentParser(prog="python -m sim", description=__doc__)
     p.add_argument("--listen", type=_listen, default=("127.0.0.1", 0), metavar="HOST:PORT",
                    help="serve the AT port on TCP (default 127.0.0.1:0, a free port)")
     p.add_argument("--pty", action="store_true", help="serve the AT port on a pseudo-terminal")
     p.add_argument("--profile", default="seed", help=f"firmware profile ({', '.join(PROFILES)})")
     p.add_argument("--defect", action="extend", nargs="+", default=[], metavar="NAME",
-                   help=f"switch a named firmware defect on ({defect_help})")
+                   help="switch a named firmware defect on (a name or a KD id; --list-defects "
+                        "lists them)")
     p.add_argument("--firmware", choices=sorted(FIRMWARE_PRESETS), default="seed",
                    help="'shipping' switches on every implemented known deviation (KD-*)")
     p.add_argument("--boot-noise", action="store_true", help="print boot noise on AT+RST")
     p.add_argument("--reconnect-wait", type=float, default=DEFAULT_TIMINGS.reconnect_wait_s,
                    metavar="SECONDS", help="wait in state 3 before reconnecting (default %(default)s)")
     p.add_argument("--list-defects", action="store_true",
-                   help="print the named defects (name, KD id, description) and exit")
+                   help="print the named defects (name, clause, KD id, description) and exit")
     p.add_argument("--log-level", default="WARNING", help="logging level on stderr")
     return p
 
 
 async def _main(args: argparse.Namespace) -> int:
     try:
-        defects = validate(list(FIRMWARE_PRESETS[args.firmware]) + args.defect)
+        defects = [d.name for d in resolve(list(FIRMWARE_PRESETS[args.firmware]) + args.defect)]
         timings = dataclasses.replace(DEFAULT_TIMINGS, reconnect_wait_s=args.reconnect_wait)
         device = Device(args.profile, defects, timings=timings, boot_noise=args.boot_noise)
     except ValueError as exc:
@@ -62,11 +62,19 @@ async def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+def defect_table() -> str:
+    """One row per defect: name, the clause it breaks, the KD id or '-', the description."""
+    rows = [("name", "clause", "kd", "description")]
+    rows += [(d.name, ",".join(d.clauses), d.kd or "-", d.description) for d in DEFECTS.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths))
+                     + "  " + row[3] for row in rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_defects:
-        for d in DEFECTS.values():
-            print(f"{d.name}\t{d.kd or '-'}\t{d.description}")
+        print(defect_table())
         return 0
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -58,7 +58,7 @@ def _rst(dev: "Device", args: str) -> Reply:
 
 
 def _gmr(dev: "Device", args: str) -> Reply:
-    defects = "+".join(sorted(dev.defects)) or "none"
+    defects = "+".join(sorted(dev.defect_names)) or "none"
     return info(
         f"AT version:{MODEL_VERSION}(esp-at-ws reference model - profile {dev.profile.name}"
         f" - defects {defects} - ESP32C2)",

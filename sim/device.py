@@ -3,18 +3,20 @@ device state that outlives a serial connection (links, WSCFG, echo, Wi-Fi)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sim.commands import COMMANDS, reboot_sequence
-from sim.defects import validate
+import spec
+from sim.commands import BOOT_NOISE, COMMANDS, reboot_sequence
+from sim.defects import Defect, behaviour_for, resolve
 from sim.link import Link, LinkConfig
 from sim.params import MAX_COMMAND_LINE_BYTES, ParamError
 from sim.profiles import Profile, get_profile
-from sim.replies import BUSY, ERROR, OK, DataRequest, Reply
+from sim.replies import BUSY, ERROR, OK, READY, DataRequest, Reply
 from sim.timing import DEFAULT_TIMINGS, Timings
 
 log = logging.getLogger("sim.device")
@@ -45,17 +47,22 @@ class WifiState:
 
 
 class Heap:
-    """Free heap and its low-water mark: falls while links are open, comes back when closed."""
+    """Free heap and its low-water mark: falls while links are open, comes back when closed,
+    unless a defect leaks some of it."""
 
     def __init__(self, links: dict[int, Link]) -> None:
         self._links = links
         self.min_free = BASE_FREE_HEAP
+        self.leaked = 0
 
     def free(self) -> int:
         used = sum(HEAP_PER_LINK + HEAP_BUFFERS_PER_LINK * link.config.buffer_size
                    + (HEAP_PER_TLS_LINK if link.ws_uri.secure else 0)
                    for link in self._links.values())
-        return BASE_FREE_HEAP - used
+        return BASE_FREE_HEAP - used - self.leaked
+
+    def leak(self, size: int) -> None:
+        self.leaked += size
 
     def sample(self) -> None:
         self.min_free = min(self.min_free, self.free())
@@ -79,8 +86,9 @@ class Device:
     def __init__(self, profile: str | Profile = "seed", defects: Iterable[str] = (), *,
                  timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False) -> None:
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
-        self.defects = validate(list(defects))
-        self.timings = timings
+        self.defects: tuple[Defect, ...] = resolve(defects)
+        self.fw = behaviour_for(self.defects)       # every knob a defect may turn
+        self.timings = dataclasses.replace(timings, **dict(self.fw.timing))
         self.boot_noise = boot_noise
         self.echo = True
         self.links: dict[int, Link] = {}
@@ -94,11 +102,11 @@ class Device:
         self._busy_input = bytearray()
         self._data: _DataInput | None = None
         self._command_task: asyncio.Task[bytes] | None = None
+        self._after_busy = bytearray()   # (defect) input kept to run once the command ends
+        self._busy_ids: dict[int, float] = {}
+        self.abandoned: list[Link] = []  # (defect) links forgotten with their TCP still open
 
     # ---- wiring ---------------------------------------------------------------------------
-
-    def has(self, defect: str) -> bool:
-        return defect in self.defects
 
     def attach(self, sink: Callable[[bytes], None]) -> None:
         """A host opened the port. A half-typed line from the previous host is dropped."""
@@ -124,8 +132,28 @@ class Device:
 
     # ---- link table (used by websocket_commands and Link) ------------------------------------
 
+    @property
+    def defect_names(self) -> list[str]:
+        return [d.name for d in self.defects]
+
+    def bounds(self, command: str, name: str) -> tuple[int, int]:
+        """The range this firmware checks: the spec's under the profile, as a defect skews it."""
+        lo, hi = spec.load().param(command, name).bounds(self.profile)
+        for skew_command, skew_name, add_lo, add_hi in self.fw.range_skew:
+            if (skew_command, skew_name) == (command, name):
+                lo, hi = lo + add_lo, hi + add_hi
+        return lo, hi
+
+    def default(self, command: str, name: str) -> int:
+        for over_command, over_name, value in self.fw.default_overrides:
+            if (over_command, over_name) == (command, name):
+                return value
+        return spec.load().default(command, name)
+
     def default_link_config(self) -> LinkConfig:
-        return LinkConfig(buffer_size=self.profile.buffer_size_default)
+        return LinkConfig(ping_intv_sec=self.default("AT+WSCFG", "ping_intv_sec"),
+                          ping_timeout_sec=self.default("AT+WSCFG", "ping_timeout_sec"),
+                          buffer_size=self.default("AT+WSCFG", "buffer_size"))
 
     def add_link(self, link: Link) -> None:
         self.links[link.link_id] = link
@@ -135,6 +163,15 @@ class Device:
         link.finished = True
         if self.links.get(link.link_id) is link:
             del self.links[link.link_id]
+            if link.was_connected:
+                self.heap.leak(self.fw.heap_leak_per_close)
+
+    def mark_id_busy(self, link_id: int, seconds: float) -> None:
+        if seconds:
+            self._busy_ids[link_id] = asyncio.get_running_loop().time() + seconds
+
+    def id_busy(self, link_id: int) -> bool:
+        return asyncio.get_running_loop().time() < self._busy_ids.get(link_id, 0.0)
 
     def link_finished(self, link: Link) -> None:
         """A link ended on its own (server close): it leaves the table, once."""
@@ -145,6 +182,16 @@ class Device:
         """A server close frees the link's WSCFG settings (field-defects F8)."""
         if self.links.get(link.link_id) is link or link.finished:
             self.link_configs.pop(link.link_id, None)
+
+    def crash(self, reason: str) -> None:
+        """(defects) The firmware crashes: every link dropped, boot banner, `ready`."""
+        log.warning("the modelled firmware crashes: %s", reason)
+        for link in list(self.links.values()):
+            self.remove_link(link)
+            link.destroy()
+        self.link_configs.clear()
+        self.echo = True
+        self.emit(BOOT_NOISE + READY)
 
     # ---- AT+RST ---------------------------------------------------------------------------
 
@@ -193,6 +240,8 @@ class Device:
             rest = bytes(self._line[end + 2:])
             self._line.clear()
             overflow, self._line_overflow = self._line_overflow, False
+            if overflow and self.fw.long_line_truncated:
+                overflow = False                 # (defect) what was kept runs as the command
             if self.echo:
                 self.emit(line + b"\r\n")  # echoed as received, data-mode bytes never are
             self._run_line(line, overflow)
@@ -221,6 +270,9 @@ class Device:
             data.idle_timer.cancel()
         self._data = None
         self._start(data.request.on_data(bytes(data.collected)))
+        if self.fw.overrun_executed:
+            self._after_busy += buf[take:]       # (defect) run as commands once the send ends
+            return b""
         return buf[take:]
 
     def _arm_data_timer(self) -> None:
@@ -245,7 +297,10 @@ class Device:
     def _run_line(self, line: bytes, overflow: bool) -> None:
         if not line and not overflow:
             return  # a bare CR-LF is ignored
-        if overflow or len(line) > MAX_COMMAND_LINE_BYTES:
+        limit = self.fw.command_line_max or MAX_COMMAND_LINE_BYTES
+        if len(line) > limit and self.fw.long_line_truncated:
+            line = line[:limit]
+        if overflow or len(line) > limit:
             self.emit(ERROR)
             return
         try:
@@ -310,3 +365,6 @@ class Device:
         self._mode = Mode.COMMAND
         self._busy_input.clear()  # a partial line typed while busy is lost
         self.emit(result)
+        if self._after_busy:
+            kept, self._after_busy = bytes(self._after_busy), bytearray()
+            self.feed(kept)

@@ -1,9 +1,10 @@
 """One WebSocket link: a real TCP/TLS client, the opening handshake in the firmware's header order,
 the receive loop (+WS_DATA chunking), keepalive, the close handshake and reconnection.
 
-The state codes are the client library's (BEHAVIOUR.md "The state codes"). Frames are built by hand
-with wire.frames because the model must send what the firmware sends, including frames WebSocket
-libraries refuse to produce.
+The state codes are the client library's (BEHAVIOUR.md "The state codes"); every change of state
+goes through `_enter`, checked against TRANSITIONS. Frames are built by hand with wire.frames
+because the model must send what the firmware sends, including frames libraries refuse to produce.
+Where a firmware defect changes behaviour, the code reads its knob (`self.fw.*`, sim/behaviour.py).
 """
 from __future__ import annotations
 
@@ -11,46 +12,70 @@ import asyncio
 import enum
 import logging
 import os
+import socket
 import ssl
 import struct
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from wire.frames import (DATA_OPCODES, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, apply_mask,
-                         encode_frame)
+import spec
+from wire.frames import (DATA_OPCODES, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+                         apply_mask, close_payload, encode_frame)
 from wire.handshake import accept_for, new_key
 
+from sim.behaviour import Behaviour
 from sim.timing import Timings
 
 log = logging.getLogger("sim.link")
 
+_SPEC = spec.load()
 USER_AGENT = "ESP32 Websocket Client"
 # transport_ws builds the request in a 1024-byte buffer (field-defects A2): longer is refused.
 MAX_REQUEST_BYTES = 1023
-# The model reads response headers up to this size (the firmware's 1022 limit is KD-9, not modelled).
+# The conforming model reads response heads up to this size (the firmware's 1023 is KD-9).
 MAX_RESPONSE_HEADER_BYTES = 16384
 # RFC 6455 §5.5: control frame payloads are at most 125 bytes.
-MAX_CONTROL_PAYLOAD = 125
+MAX_CONTROL_PAYLOAD = _SPEC.at.control_payload_max
+# The ESP32-C2's lwIP send buffer (TCP_SND_BUF): a board's send blocks once this much is unacked,
+# so the model's socket gets the same bound instead of the host's multi-megabyte autotuning.
+TCP_SEND_BUFFER = 5760
+# A read from the socket: the client asks for at most buffer_size, this bounds the rest.
+READ_SIZE = 4096
 # Small tolerance so a timer that fires a hair early still counts as due.
 TIMER_SLACK_S = 0.002
 
 
 class LinkState(enum.IntEnum):
-    CLOSED = 0
-    CONNECTING = 1
-    CONNECTED = 2
-    WAIT_RECONNECT = 3
-    CLOSING = 4
+    CLOSED = _SPEC.state("closed")
+    CONNECTING = _SPEC.state("reconnecting")
+    CONNECTED = _SPEC.state("established")
+    WAIT_RECONNECT = _SPEC.state("wait_reconnect")
+    CLOSING = _SPEC.state("closing")
+
+
+# The link's lifecycle, all of it: a change not listed here is a model bug and raises.
+TRANSITIONS: dict[LinkState, frozenset[LinkState]] = {
+    # handshake done / attempt failed, wait to reconnect / open failed or the link destroyed
+    LinkState.CONNECTING: frozenset({LinkState.CONNECTED, LinkState.WAIT_RECONNECT,
+                                     LinkState.CLOSED}),
+    # abort (pong timeout, TCP lost) / close frame from the server / destroyed or own close done
+    LinkState.CONNECTED: frozenset({LinkState.WAIT_RECONNECT, LinkState.CLOSING,
+                                    LinkState.CLOSED}),
+    LinkState.WAIT_RECONNECT: frozenset({LinkState.CONNECTING, LinkState.CLOSED}),
+    # the close handshake ended / (defect reconnect_after_server_close) reconnect anyway
+    LinkState.CLOSING: frozenset({LinkState.CLOSED, LinkState.WAIT_RECONNECT}),
+    LinkState.CLOSED: frozenset(),
+}
 
 
 @dataclass(frozen=True)
 class LinkConfig:
     """AT+WSCFG values, copied into a link when it is opened."""
 
-    ping_intv_sec: int = 10
-    ping_timeout_sec: int = 120
-    buffer_size: int = 1024
+    ping_intv_sec: int = _SPEC.default("AT+WSCFG", "ping_intv_sec")
+    ping_timeout_sec: int = _SPEC.default("AT+WSCFG", "ping_timeout_sec")
+    buffer_size: int = _SPEC.default("AT+WSCFG", "buffer_size")
 
 
 @dataclass(frozen=True)
@@ -58,7 +83,16 @@ class WsUri:
     secure: bool
     host: str
     port: int
-    target: str  # path and query exactly as given, "/" when the URI has no path
+    path: str   # as given, "" when the URI has none
+    query: str  # as given, without "?"; "" when there is none
+
+    def target(self, fw: Behaviour, reconnecting: bool = False) -> str:
+        """The request target: path and query exactly as given, "/" when there is no path."""
+        target = self.path or ("" if fw.empty_path_target else "/")
+        drop_query = fw.request_drops_query or (reconnecting and fw.reconnect_drops_query)
+        if self.query and not drop_query:
+            target += "?" + self.query
+        return target
 
 
 def parse_uri(uri: str) -> WsUri:
@@ -76,18 +110,14 @@ def parse_uri(uri: str) -> WsUri:
         port = 443 if secure else 80
     if port == 0:
         raise ValueError(f"port 0 in {uri!r}")
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
-    return WsUri(secure=secure, host=parts.hostname, port=port, target=target)
+    return WsUri(secure=secure, host=parts.hostname, port=port, path=parts.path, query=parts.query)
 
 
 class LinkHost(Protocol):
     """What a link needs from the device that owns it."""
 
     timings: Timings
-
-    def has(self, defect: str) -> bool: ...
+    fw: Behaviour
 
     def emit(self, data: bytes) -> None: ...
 
@@ -95,21 +125,66 @@ class LinkHost(Protocol):
 
     def release_config(self, link: "Link") -> None: ...
 
+    def crash(self, reason: str) -> None: ...
+
 
 class HandshakeError(Exception):
     pass
 
 
 class _Outcome(enum.Enum):
+    PONG_TIMEOUT = "pong timeout"       # abort: reconnect
+    LOST = "connection lost"            # TCP reset/EOF/error: reconnect
     SERVER_CLOSED = "server closed"     # close frame received: no reconnect
-    ABORTED = "aborted"                 # pong timeout, TCP error/EOF: reconnect
-    HOST_CLOSE_DONE = "host close done" # the host's own close frame was answered or timed out
+    HOST_CLOSE_DONE = "host close done"  # the host's own close frame got no reply: the link ends
+
+
+class SendResult(enum.Enum):
+    SENT = "sent"
+    FAILED = "failed"                   # not connected, or <timeout_ms> passed
+    DISRUPTED = "disrupted"             # the connection broke during the send
+
+
+class _Stream:
+    """The client's receive side, read as esp_transport_read is: at most n bytes of what has
+    arrived. Bytes the handshake read past the response head are served first, or (KD-6) only
+    once new bytes arrive."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._held = bytearray()
+        self._hold_until_new = False
+
+    def hold(self, data: bytes, until_new: bool) -> None:
+        self._held += data
+        self._hold_until_new = until_new and bool(data)
+
+    async def read(self, n: int) -> bytes:
+        """At most n bytes, at least one; b"" at end of stream."""
+        if self._hold_until_new:
+            self._held += await self._reader.read(READ_SIZE)
+            self._hold_until_new = False
+        if self._held:
+            out = bytes(self._held[:n])
+            del self._held[:n]
+            return out
+        return await self._reader.read(n)
+
+    async def read_exactly(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = await self.read(n - len(buf))
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buf), n)
+            buf += chunk
+        return bytes(buf)
 
 
 class Link:
     def __init__(self, host: LinkHost, link_id: int, uri: str, ws_uri: WsUri, subprotocol: str,
                  config: LinkConfig, open_timeout_ms: int) -> None:
         self.host = host
+        self.fw = host.fw
         self.link_id = link_id
         self.uri = uri
         self.ws_uri = ws_uri
@@ -118,106 +193,221 @@ class Link:
         self.open_timeout_ms = open_timeout_ms
         self.state = LinkState.CONNECTING
         self.destroyed = False
+        self.finished = False      # set by the device when it removed the link from its table
+        self.was_connected = False
         self._loop = asyncio.get_running_loop()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._stream: _Stream | None = None
         self._lifecycle: asyncio.Task[None] | None = None
         # The ping clock starts when the client is created (BEHAVIOUR.md "Keepalive").
         self.next_ping_at = self._loop.time() + config.ping_intv_sec
         self.pong_wait_since: float | None = None
         self.close_sent_at: float | None = None  # the host sent opcode 8 itself (seed model)
-        self.finished = False  # set by the device when it removed the link from its table
+        self.wait_ends_at: float | None = None   # end of the current reconnect wait (state 3)
+        self._pings_off = False
+        self._fragment_dropped = False           # (defect) the rest of a message is dropped
+        self._text_message = False               # the message in progress is text
+        self._cut_frame_left = 0                 # payload bytes a lost connection cut off
+
+    # ---- the lifecycle --------------------------------------------------------------------
+
+    def _enter(self, state: LinkState) -> None:
+        if state is self.state:
+            return
+        if state not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"link {self.link_id}: no transition {self.state.name} -> "
+                               f"{state.name}")
+        log.info("link %d: %s -> %s", self.link_id, self.state.name, state.name)
+        self.state = state
+
+    @property
+    def shown_state(self) -> int:
+        """The state AT+WSOPEN? prints."""
+        return self.fw.shown_state(int(self.state))
 
     # ---- AT-facing operations -------------------------------------------------------------
 
     async def open(self) -> bool:
-        """Connect and handshake within the open timeout. True: connected and running."""
-        timeout_ms = self.open_timeout_ms or self.host.timings.network_timeout_default_ms
-        if not await self._connect(timeout_ms):
+        """Connect and handshake within the open timeout. True: connected and running. On a
+        failure +WS_DISCONNECTED is printed here, at the moment the firmware would print it."""
+        timeout_ms = self.open_timeout_ms
+        if self.fw.open_timeout_ignored:
+            timeout_ms = _SPEC.default("AT+WSOPEN", "timeout_ms")
+        timeout_s = timeout_ms / 1000 if timeout_ms else self.host.timings.network_timeout_s
+        if self.fw.teardown_blocks:
+            connected = await self._open_with_blocking_teardown(timeout_s)
+        else:
+            connected = await self._connect(timeout_s)
+            if not connected and not self.destroyed:
+                self._urc("+WS_DISCONNECTED")
+        if not connected or self.destroyed:
             return False
-        if self.destroyed:
-            return False
-        self.state = LinkState.CONNECTED
-        self._urc("+WS_CONNECTED")
+        self._connected()
+        if not self.fw.connected_after_ok:
+            self._announce_connected()
         self._lifecycle = self._loop.create_task(self._run(), name=f"ws-link-{self.link_id}")
         return True
+
+    def _announce_connected(self) -> None:
+        for _ in range(2 if self.fw.connected_urc_twice else 1):
+            self._urc("+WS_CONNECTED")
+
+    async def _open_with_blocking_teardown(self, timeout_s: float) -> bool:
+        """KD-2: the AT layer waits up to timeout_ms (less on a failure), then destroys the
+        client, which blocks until the library's attempt (its own 10 s bound) has ended, or, when
+        the attempt already failed, until its reconnect wait is next checked."""
+        attempt = self._loop.create_task(self._connect(self.host.timings.network_timeout_s))
+        done, _ = await asyncio.wait({attempt}, timeout=timeout_s)
+        if attempt in done and attempt.result():
+            return True
+        if attempt in done:
+            self._urc("+WS_DISCONNECTED")
+            await asyncio.sleep(self.host.timings.reconnect_check_s)
+            return False
+        if await attempt:                          # connected too late: destroyed all the same
+            self._drop_tcp()
+        self._urc("+WS_DISCONNECTED")
+        return False
+
+    def start_retrying(self) -> None:
+        """A failed open whose client lives on (defects): it waits and retries like a reconnect."""
+        self._enter(LinkState.WAIT_RECONNECT)
+        self._lifecycle = self._loop.create_task(self._retry_then_run(),
+                                                 name=f"ws-link-{self.link_id}-retry")
+
+    async def _retry_then_run(self) -> None:
+        if await self._reconnect():
+            await self._run()
 
     @property
     def can_send(self) -> bool:
         """Connected, and (seed model) the host has not sent its own close frame yet."""
         return (self.state == LinkState.CONNECTED and self._writer is not None
-                and not self._writer.is_closing()
-                and (self.close_sent_at is None or self.host.has("KD-5")))
+                and not self._writer.is_closing() and self.close_sent_at is None)
 
-    async def send(self, payload: bytes, opcode: int, timeout_ms: int) -> bool:
-        """Write the frame(s) of one AT+WSSEND; True when every byte was handed to TCP in time."""
+    async def send(self, payload: bytes, opcode: int, timeout_ms: int) -> SendResult:
+        """Write the frame(s) of one AT+WSSEND; SENT when every byte was handed to TCP in time."""
         writer = self._writer
         if not self.can_send or writer is None:
-            return False
-        writer.write(build_message(payload, opcode, self.config.buffer_size))
-        if opcode == OP_CLOSE and not self.host.has("KD-5"):
+            return SendResult.FAILED
+        if self.fw.sent_payload_cut:
+            payload = payload[:-self.fw.sent_payload_cut]
+        writer.write(build_message(payload, opcode, self.config.buffer_size, self.fw))
+        if opcode == OP_CLOSE and not self.fw.close_frame_keeps_link:
             # RFC 6455 §5.5.1: after our close frame, no more frames; wait for the reply.
             self.close_sent_at = self._loop.time()
         transport = writer.transport
+        if self.fw.send_timeout_ignored:
+            timeout_ms = _SPEC.default("AT+WSSEND", "timeout_ms")
         if timeout_ms == 0:
             # No wait at all: succeed only if TCP took everything at once (BEHAVIOUR.md "Sending").
-            return transport.get_write_buffer_size() == 0 and not transport.is_closing()
+            if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+                return SendResult.SENT
+            return self._write_timed_out()
         try:
             await asyncio.wait_for(writer.drain(), timeout_ms / 1000)
-        except (asyncio.TimeoutError, ConnectionError, OSError):
-            return False
-        return not transport.is_closing()
+        except asyncio.TimeoutError:
+            return self._write_timed_out()
+        except (ConnectionError, OSError):
+            return SendResult.DISRUPTED
+        return SendResult.DISRUPTED if transport.is_closing() else SendResult.SENT
 
-    def destroy(self) -> None:
-        """AT+WSCLOSE / AT+RST: stop everything, close TCP with no close frame, print nothing."""
+    def _write_timed_out(self) -> SendResult:
+        """The library treats a write that timed out as a network error and aborts the
+        connection (esp_websocket_client_send_with_opcode: "esp_transport_write() returned 0"):
+        what was not yet written is lost, the receive loop sees the loss, a reconnect follows."""
+        log.info("link %d: send timed out: connection aborted", self.link_id)
+        if self._writer is not None:
+            self._writer.transport.abort()
+        return SendResult.FAILED
+
+    def destroy(self, *, keep_tcp: bool = False) -> None:
+        """AT+WSCLOSE / AT+RST: stop everything, close TCP with no close frame, print nothing.
+        keep_tcp (a defect) forgets the connection without closing it."""
         self.destroyed = True
         if self._lifecycle is not None and not self._lifecycle.done():
             self._lifecycle.cancel()
-        self._drop_tcp()
-        self.state = LinkState.CLOSED
+        if not keep_tcp:
+            self._drop_tcp()
+        self._enter(LinkState.CLOSED)
+
+    def send_close_frame(self, code: int) -> None:
+        self._write(encode_frame(OP_CLOSE, close_payload(code), mask=True))
 
     # ---- connection -----------------------------------------------------------------------
 
-    async def _connect(self, timeout_ms: int) -> bool:
-        self.state = LinkState.CONNECTING
+    async def _connect(self, timeout_s: float, reconnecting: bool = False) -> bool:
+        self._enter(LinkState.CONNECTING)
         try:
-            await asyncio.wait_for(self._connect_and_handshake(), timeout_ms / 1000)
+            await asyncio.wait_for(self._connect_and_handshake(reconnecting), timeout_s)
             return True
         except (asyncio.TimeoutError, OSError, HandshakeError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError, ValueError, ssl.SSLError) as exc:
+                ValueError, ssl.SSLError) as exc:
             log.info("link %d: connect failed: %r", self.link_id, exc)
             self._drop_tcp()
             return False
 
-    async def _connect_and_handshake(self) -> None:
+    async def _connect_and_handshake(self, reconnecting: bool) -> None:
         uri = self.ws_uri
         ssl_ctx = None
-        if uri.secure:
+        if uri.secure and not self.fw.wss_without_tls:
             # Seed profile: no server verification (later profiles add a CA, KD-8).
             ssl_ctx = ssl.create_default_context()
             ssl_ctx.check_hostname = False
             ssl_ctx.verify_mode = ssl.CERT_NONE
         reader, writer = await asyncio.open_connection(
-            uri.host, uri.port, ssl=ssl_ctx, limit=MAX_RESPONSE_HEADER_BYTES,
-            server_hostname=uri.host if uri.secure else None)
+            uri.host, uri.port, ssl=ssl_ctx, server_hostname=uri.host if ssl_ctx else None)
         self._reader, self._writer = reader, writer
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_SEND_BUFFER)
         # drain() then waits until TCP took every byte: SEND OK means "written".
         writer.transport.set_write_buffer_limits(high=0)
         key = new_key()
-        request = build_request(uri, key, self.subprotocol)
+        request = build_request(uri, key, self.subprotocol, self.fw, reconnecting)
         if len(request) > MAX_REQUEST_BYTES:
             raise HandshakeError(f"request of {len(request)} bytes does not fit")
         writer.write(request)
         await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        check_response(head, key, self.subprotocol, strict=not self.host.has("KD-7"))
+        head, rest = await self._read_response_head(reader)
+        check_response(head, key, self.subprotocol, self.fw)
+        self._stream = _Stream(reader)
+        self._stream.hold(rest, until_new=self.fw.data_after_handshake_held)
+        if not self.fw.stale_fragment_after_reconnect:
+            self._cut_frame_left = 0
+        self._fragment_dropped = False
+
+    async def _read_response_head(self, reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+        """Read until the blank line that ends the response head; returns it and what came
+        behind it. KD-9: the firmware's reads fill a 1024-byte buffer and fail when full."""
+        limit = self.fw.handshake_buffer or MAX_RESPONSE_HEADER_BYTES
+        buf = bytearray()
+        while True:
+            chunk = await reader.read(limit - len(buf))
+            if not chunk:
+                raise HandshakeError(f"connection closed after {len(buf)} response bytes")
+            buf += chunk
+            if self.fw.handshake_buffer is not None and len(buf) >= limit:
+                raise HandshakeError(f"the response fills the {limit}-byte handshake buffer")
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                return bytes(buf[:end + 4]), bytes(buf[end + 4:])
+            if len(buf) >= limit:
+                raise HandshakeError(f"response head longer than {limit} bytes")
 
     def _drop_tcp(self) -> None:
         writer = self._writer
         self._writer = None
         self._reader = None
+        self._stream = None
         if writer is not None:
             writer.close()
+
+    def _connected(self) -> None:
+        self._enter(LinkState.CONNECTED)
+        self.was_connected = True
+        self.pong_wait_since = None
 
     # ---- life after the first successful open ------------------------------------------------
 
@@ -226,11 +416,18 @@ class Link:
             while True:
                 outcome = await self._serve_connection()
                 self._drop_tcp()
-                if outcome is _Outcome.HOST_CLOSE_DONE:
-                    # Our close frame got no close reply: the link is gone, no reconnect.
-                    self._urc("+WS_DISCONNECTED")
-                if outcome is not _Outcome.ABORTED:
+                if outcome is _Outcome.SERVER_CLOSED:
+                    if self.fw.disconnected_after_closed:
+                        self._urc("+WS_DISCONNECTED")
+                    if not self.fw.reconnect_after_server_close:
+                        break
+                elif outcome is _Outcome.HOST_CLOSE_DONE:
+                    self._urc("+WS_DISCONNECTED")  # our close frame got no reply
                     break
+                else:
+                    self._urc_lost(self.fw.pong_timeout_urc if outcome is _Outcome.PONG_TIMEOUT
+                                   else "+WS_DISCONNECTED")
+                self._enter(LinkState.WAIT_RECONNECT)
                 if not await self._reconnect():
                     return
             await self._finish()
@@ -241,24 +438,32 @@ class Link:
             self._drop_tcp()
             self.host.link_finished(self)
 
+    def _urc_lost(self, name: str) -> None:
+        if self.fw.lost_connection_silent:
+            return
+        for _ in range(2 if self.fw.disconnected_urc_twice else 1):
+            self._urc(name)
+
     async def _reconnect(self) -> bool:
-        """State 3, wait, state 1, try; one +WS_DISCONNECTED per failure. False when destroyed."""
-        self.state = LinkState.WAIT_RECONNECT
-        self._urc("+WS_DISCONNECTED")
+        """State 3, wait, state 1, try; one +WS_DISCONNECTED per failed attempt. False when
+        destroyed. The ping clock is not reset: an overdue ping goes out at once."""
         while True:
+            self.wait_ends_at = self._loop.time() + self.host.timings.reconnect_wait_s
             await asyncio.sleep(self.host.timings.reconnect_wait_s)
-            if await self._connect(self.host.timings.reconnect_attempt_timeout_ms):
-                self.state = LinkState.CONNECTED
-                self.pong_wait_since = None
+            self.wait_ends_at = None
+            if await self._connect(self.host.timings.network_timeout_s, reconnecting=True):
+                self._connected()
+                if self.fw.pings_off_after_reconnect:
+                    self._pings_off = True
                 self._urc("+WS_CONNECTED")
                 return True
-            self.state = LinkState.WAIT_RECONNECT
-            self._urc("+WS_DISCONNECTED")
+            self._enter(LinkState.WAIT_RECONNECT)
+            self._urc_lost("+WS_DISCONNECTED")
 
     async def _finish(self) -> None:
         """The link is over (no reconnect): state 0 briefly (seed), then gone."""
-        self.state = LinkState.CLOSED
-        if not self.host.has("KD-3"):
+        self._enter(LinkState.CLOSED)
+        if not self.finished and not self.fw.closed_link_removed_at_once:
             await asyncio.sleep(self.host.timings.closed_state_linger_s)
         self.host.link_finished(self)
 
@@ -267,8 +472,7 @@ class Link:
         keeper = self._loop.create_task(self._keepalive())
         try:
             done, _ = await asyncio.wait({receiver, keeper}, return_when=asyncio.FIRST_COMPLETED)
-            first = done.pop()
-            return first.result()
+            return done.pop().result()
         finally:
             for task in (receiver, keeper):
                 task.cancel()
@@ -293,88 +497,129 @@ class Link:
                 continue
             if self.pong_wait_since is not None and now >= self.pong_wait_since + cfg.ping_timeout_sec:
                 log.info("link %d: pong timeout", self.link_id)
-                return _Outcome.ABORTED
+                if self.fw.pong_timeout_sends_close:
+                    self.send_close_frame(1001)
+                return _Outcome.PONG_TIMEOUT
             if now >= self.next_ping_at:
-                if not self._write(encode_frame(OP_PING, b"", mask=True)):
-                    return _Outcome.ABORTED
-                if self.pong_wait_since is None:
-                    self.pong_wait_since = self._loop.time()
+                if not self._pings_off:
+                    if not self._write(encode_frame(OP_PING, b"", mask=True)):
+                        return _Outcome.LOST
+                    if self.pong_wait_since is None or self.fw.pong_clock_restarts_each_ping:
+                        self.pong_wait_since = self._loop.time()
                 self.next_ping_at = self._loop.time() + cfg.ping_intv_sec
 
     async def _receive(self) -> _Outcome:
-        reader = self._reader
-        if reader is None:
-            return _Outcome.ABORTED
+        stream = self._stream
+        if stream is None:
+            return _Outcome.LOST
         try:
+            if self._cut_frame_left:               # (defect) a frame cut by the last connection
+                left, self._cut_frame_left = self._cut_frame_left, 0
+                await self._deliver_payload(stream, OP_CONTINUATION, left, None)
             while True:
-                opcode, fin, masked_key, length = await self._read_header(reader)
-                if opcode in DATA_OPCODES:
-                    await self._deliver_data(reader, length, masked_key)
+                opcode, fin, key, length = await self._read_header(stream)
+                if opcode in DATA_OPCODES or (self.fw.reserved_opcodes_printed
+                                              and _reserved(opcode)):
+                    await self._on_data_frame(stream, opcode, fin, key, length)
                     continue
-                payload = await self._read_payload(reader, length, masked_key)
+                payload = await stream.read_exactly(length) if length else b""
+                if key:
+                    payload = apply_mask(payload, key)
                 if opcode == OP_CLOSE:
-                    return await self._on_server_close(reader)
+                    return await self._on_server_close(stream)
                 if opcode == OP_PING:
-                    # Answer at once with the same payload; nothing on the AT port.
-                    self._write(encode_frame(OP_PONG, payload, mask=True))
+                    self._answer_ping(payload)
                 elif opcode == OP_PONG:
                     self.pong_wait_since = None
+                    if self.fw.pongs_printed:
+                        self._emit_data(b"")
                 # Reserved opcodes (3-7, 0xB-0xF): ignored, nothing printed (AT core object).
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError) as exc:
             if self.close_sent_at is not None:
                 return _Outcome.HOST_CLOSE_DONE
             log.info("link %d: connection lost: %r", self.link_id, exc)
-            return _Outcome.ABORTED
+            return _Outcome.LOST
 
-    async def _read_header(self, reader: asyncio.StreamReader) -> tuple[int, bool, bytes | None, int]:
-        first, second = await reader.readexactly(2)
+    async def _read_header(self, stream: _Stream) -> tuple[int, bool, bytes | None, int]:
+        first, second = await stream.read_exactly(2)
         self._data_readable()
         length = second & 0x7F
         if length == 126:
-            (length,) = struct.unpack("!H", await reader.readexactly(2))
+            (length,) = struct.unpack("!H", await stream.read_exactly(2))
         elif length == 127:
-            (length,) = struct.unpack("!Q", await reader.readexactly(8))
-        key = await reader.readexactly(4) if second & 0x80 else None
+            (length,) = struct.unpack("!Q", await stream.read_exactly(8))
+        key = await stream.read_exactly(4) if second & 0x80 else None
         return first & 0x0F, bool(first & 0x80), key, length
 
-    async def _read_payload(self, reader: asyncio.StreamReader, length: int,
-                            key: bytes | None) -> bytes:
-        data = await reader.readexactly(length) if length else b""
-        return apply_mask(data, key) if key else data
-
-    async def _deliver_data(self, reader: asyncio.StreamReader, length: int,
-                            key: bytes | None) -> None:
-        """One +WS_DATA per read of at most buffer_size bytes; an empty frame gives `<id>,0,`."""
+    async def _on_data_frame(self, stream: _Stream, opcode: int, fin: bool, key: bytes | None,
+                             length: int) -> None:
+        """Fragments are reported one by one as they come (BEHAVIOUR.md "Data from the server")."""
+        if opcode != OP_CONTINUATION:
+            self._text_message = opcode == OP_TEXT
+            self._fragment_dropped = False
+        dropped = opcode == OP_CONTINUATION and self._fragment_dropped
+        if fin:
+            self._fragment_dropped = False
         if length == 0:
-            self._emit_data(b"")
+            if not dropped and not self.fw.empty_frames_dropped:
+                self._emit_data(b"")
             return
+        await self._deliver_payload(stream, opcode, length, key, dropped=dropped)
+
+    async def _deliver_payload(self, stream: _Stream, opcode: int, length: int,
+                               key: bytes | None, dropped: bool = False) -> None:
+        """One +WS_DATA per read of at most buffer_size bytes (boundaries follow arrival)."""
+        chunk_size = self.config.buffer_size
+        if self.fw.chunk_cap is not None:
+            chunk_size = min(chunk_size, self.fw.chunk_cap)
+        chunk_size += self.fw.chunk_extra
         offset = 0
         while offset < length:
-            n = min(length - offset, self.config.buffer_size)
-            chunk = await reader.readexactly(n)
+            chunk = await stream.read(min(length - offset, chunk_size))
+            if not chunk:
+                self._cut_frame_left = length - offset
+                raise asyncio.IncompleteReadError(b"", length - offset)
             self._data_readable()
             if key:
                 rotation = offset % 4
                 chunk = apply_mask(chunk, key[rotation:] + key[:rotation])
+            offset += len(chunk)
+            if dropped:
+                continue
+            if self.fw.text_utf8_replaced and self._text_message:
+                chunk = chunk.decode("utf-8", "replace").encode()
             self._emit_data(chunk)
-            offset += n
+
+    def _answer_ping(self, payload: bytes) -> None:
+        """A pong with the same payload at once; nothing on the AT port (BEHAVIOUR.md)."""
+        if self.fw.server_ping_urc:
+            self.host.emit(b"+WS_PING:%d,%d\r\n" % (self.link_id, len(payload)))
+        if self.fw.ping_ends_fragmented_message:
+            self._fragment_dropped = True
+        if self.fw.pong_payload_cut and len(payload) > self.config.buffer_size:
+            payload = payload[:self.config.buffer_size]
+        if self.fw.pong_empty:
+            payload = b""
+        self._write(encode_frame(OP_PONG, payload, mask=not self.fw.pong_unmasked))
 
     def _data_readable(self) -> None:
-        if self.host.has("KD-4"):
-            # Firmware defect: the ping clock restarts whenever data is readable.
+        if self.fw.ping_clock_restarts_on_data:
+            # KD-4: the ping clock restarts whenever data is readable.
             self.next_ping_at = self._loop.time() + self.config.ping_intv_sec
 
-    async def _on_server_close(self, reader: asyncio.StreamReader) -> _Outcome:
+    async def _on_server_close(self, stream: _Stream) -> _Outcome:
         """+WS_CLOSED at once, state 4, empty close reply, <=1 s for the server to drop TCP."""
         self._urc("+WS_CLOSED")
-        self.host.release_config(self)
-        if self.host.has("KD-3"):
-            self.host.link_finished(self)  # firmware cleans the link as the close frame arrives
-        self.state = LinkState.CLOSING
-        if self.close_sent_at is None or self.host.has("KD-5"):
-            self._write(encode_frame(OP_CLOSE, b"", mask=True))
+        if not self.fw.wscfg_survives_server_close:
+            self.host.release_config(self)
+        if self.fw.closed_link_removed_at_once:
+            self.host.link_finished(self)  # KD-3: the link is cleaned as the close frame arrives
+        self._enter(LinkState.CLOSING)
+        if self.close_sent_at is None and self.fw.close_reply_payload is not None:
+            self._write(encode_frame(OP_CLOSE, self.fw.close_reply_payload, mask=True))
+        wait = None if self.fw.close_waits_forever else self.host.timings.close_drain_wait_s
         try:
-            await asyncio.wait_for(_read_to_eof(reader), self.host.timings.close_drain_wait_s)
+            await asyncio.wait_for(_read_to_eof(stream), wait)
         except (asyncio.TimeoutError, ConnectionError, OSError, ssl.SSLError):
             pass
         return _Outcome.SERVER_CLOSED
@@ -394,32 +639,40 @@ class Link:
 
     def _emit_data(self, chunk: bytes) -> None:
         if not self.destroyed:
-            self.host.emit(b"+WS_DATA:%d,%d," % (self.link_id, len(chunk)) + chunk + b"\r\n")
+            printed = self.fw.printed_link_id(self.link_id)
+            length = len(chunk) + self.fw.ws_data_len_extra
+            self.host.emit(b"+WS_DATA:%d,%d," % (printed, length) + chunk + b"\r\n")
 
 
-async def _read_to_eof(reader: asyncio.StreamReader) -> None:
-    while await reader.read(4096):
+def _reserved(opcode: int) -> bool:
+    return opcode not in DATA_OPCODES and opcode not in (OP_CLOSE, OP_PING, OP_PONG)
+
+
+async def _read_to_eof(stream: _Stream) -> None:
+    while await stream.read(READ_SIZE):
         pass
 
 
-def build_request(uri: WsUri, key: str, subprotocol: str) -> bytes:
+def build_request(uri: WsUri, key: str, subprotocol: str, fw: Behaviour,
+                  reconnecting: bool = False) -> bytes:
     """The upgrade request in the firmware's header order (BEHAVIOUR.md "Opening")."""
+    host = uri.host if fw.host_without_port else f"{uri.host}:{uri.port}"  # always the port (A6)
     lines = [
-        f"GET {uri.target} HTTP/1.1",
+        f"GET {uri.target(fw, reconnecting)} HTTP/1.1",
         "Connection: Upgrade",
-        f"Host: {uri.host}:{uri.port}",  # always with the port (field-defects A6)
+        f"Host: {host}",
         f"User-Agent: {USER_AGENT}",
         "Upgrade: websocket",
         "Sec-WebSocket-Version: 13",
         f"Sec-WebSocket-Key: {key}",
     ]
-    if subprotocol:
+    if subprotocol and not fw.subprotocol_not_sent:
         lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def check_response(head: bytes, key: str, subprotocol: str, *, strict: bool) -> None:
-    """RFC 6455 §4.1 client checks; `strict=False` is KD-7 (only the accept key counts)."""
+def check_response(head: bytes, key: str, subprotocol: str, fw: Behaviour) -> None:
+    """RFC 6455 §4.1 client checks; KD-7 (`handshake_accept_key_only`) checks the key alone."""
     text = head.decode("latin-1")
     status_line, _, header_block = text.partition("\r\n")
     parts = status_line.split(" ", 2)
@@ -429,33 +682,50 @@ def check_response(head: bytes, key: str, subprotocol: str, *, strict: bool) -> 
     for line in header_block.split("\r\n"):
         if ":" in line:
             name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    if headers.get("sec-websocket-accept") != accept_for(key):
+            name = name.strip() if fw.header_names_case_sensitive else name.strip().lower()
+            headers[name] = value.strip()
+
+    def header(canonical: str) -> str | None:
+        return headers.get(canonical if fw.header_names_case_sensitive else canonical.lower())
+
+    if header("Sec-WebSocket-Accept") != accept_for(key):
         raise HandshakeError("missing or wrong Sec-WebSocket-Accept")
-    if not strict:
+    if fw.handshake_accept_key_only:
         return
     if parts[1] != "101":
         raise HandshakeError(f"status {parts[1]}, not 101")
-    if headers.get("upgrade", "").lower() != "websocket":
+    if (header("Upgrade") or "").lower() != "websocket":
         raise HandshakeError("no Upgrade: websocket")
-    if "upgrade" not in [t.strip().lower() for t in headers.get("connection", "").split(",")]:
+    if "upgrade" not in [t.strip().lower() for t in (header("Connection") or "").split(",")]:
         raise HandshakeError("no Connection: Upgrade")
-    chosen = headers.get("sec-websocket-protocol")
+    chosen = header("Sec-WebSocket-Protocol")
     if chosen is not None:
         offered = [p.strip() for p in subprotocol.split(",") if p.strip()]
         if chosen not in offered:
             raise HandshakeError(f"server picked subprotocol {chosen!r}, offered {offered}")
 
 
-def build_message(payload: bytes, opcode: int, buffer_size: int) -> bytes:
+_FIXED_MASK_KEY = b"\x37\xfa\x21\x3d"
+
+
+def build_message(payload: bytes, opcode: int, buffer_size: int, fw: Behaviour) -> bytes:
     """One AT+WSSEND: a single masked frame, or, past buffer_size, a fragmented message (first
     frame with the opcode and FIN clear, continuations of at most buffer_size, FIN on the last)."""
+
+    def frame(op: int, part: bytes, fin: bool) -> bytes:
+        key = _FIXED_MASK_KEY if fw.mask_key_fixed else os.urandom(4)
+        bits = 64 if fw.length_form_64_from is not None and len(part) >= fw.length_form_64_from \
+            else None
+        return encode_frame(op, part, fin=fin, mask=True, mask_key=key, length_bits=bits)
+
     if len(payload) <= buffer_size:
-        return encode_frame(opcode, payload, mask=True, mask_key=os.urandom(4))
+        return frame(opcode, payload, True)
     frames = []
     for offset in range(0, len(payload), buffer_size):
         part = payload[offset:offset + buffer_size]
         last = offset + buffer_size >= len(payload)
-        frames.append(encode_frame(opcode if offset == 0 else OP_CONTINUATION, part, fin=last,
-                                   mask=True, mask_key=os.urandom(4)))
+        if fw.fragments_all_fin:
+            frames.append(frame(opcode, part, True))
+        else:
+            frames.append(frame(opcode if offset == 0 else OP_CONTINUATION, part, last))
     return b"".join(frames)

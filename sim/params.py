@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import spec
+from sim.behaviour import CONFORMING, Behaviour
+
 # ESP-AT refuses a command line longer than this, CR-LF excluded (BEHAVIOUR.md "Opening").
-MAX_COMMAND_LINE_BYTES = 256
+MAX_COMMAND_LINE_BYTES = spec.load().at.command_line_max_bytes
 
 
 class ParamError(ValueError):
@@ -29,7 +32,7 @@ class Field:
         return not self.quoted and self.text == ""
 
 
-def split_fields(args: str) -> list[Field]:
+def split_fields(args: str, fw: Behaviour = CONFORMING) -> list[Field]:
     """Split the text after `=` into fields; raises ParamError on broken quoting."""
     raw_fields: list[str] = []
     current: list[str] = []
@@ -47,10 +50,10 @@ def split_fields(args: str) -> list[Field]:
             current.append(ch)
         i += 1
     raw_fields.append("".join(current))
-    return [_field(raw) for raw in raw_fields]
+    return [_field(raw, fw) for raw in raw_fields]
 
 
-def _field(raw: str) -> Field:
+def _field(raw: str, fw: Behaviour) -> Field:
     if not raw.startswith('"'):
         if '"' in raw or "\\" in raw:
             raise ParamError(f"stray quote or escape in bare field {raw!r}")
@@ -64,7 +67,7 @@ def _field(raw: str) -> Field:
         if ch == "\\":
             if i + 1 >= len(body):
                 raise ParamError(f"dangling escape in {raw!r}")
-            out.append(body[i + 1])
+            out.append(body[i:i + 2] if fw.escapes_kept else body[i + 1])
             i += 2
             continue
         if ch == '"':
@@ -83,8 +86,12 @@ def _field(raw: str) -> Field:
 class Params:
     """Typed, positional access to the fields of one set command."""
 
-    def __init__(self, args: str, *, min_count: int, max_count: int) -> None:
-        self.fields = split_fields(args)
+    def __init__(self, args: str, *, min_count: int, max_count: int,
+                 fw: Behaviour = CONFORMING) -> None:
+        self.fw = fw
+        self.fields = split_fields(args, fw)
+        if fw.extra_fields_ignored:
+            del self.fields[max_count:]
         if not min_count <= len(self.fields) <= max_count:
             raise ParamError(f"expected {min_count}..{max_count} fields, got {len(self.fields)}")
 
@@ -98,12 +105,15 @@ class Params:
         """A decimal integer in [lo, hi]; `default` for an omitted/empty optional field."""
         field = self._get(index)
         if field is None:
-            if default is None:
+            if self.fw.empty_optional_is_zero and index < len(self.fields):
+                field = Field("0", quoted=False)       # written empty: read as 0
+            elif default is None:
                 raise ParamError(f"field {index} is required")
-            return default
+            else:
+                return default
         if field.quoted:
             raise ParamError(f"field {index} must be a number, got a string")
-        value = parse_decimal(field.text)
+        value = parse_number(field.text, self.fw)
         if not lo <= value <= hi:
             raise ParamError(f"field {index} = {value} outside [{lo},{hi}]")
         return value
@@ -118,9 +128,22 @@ class Params:
             if default is None:
                 raise ParamError(f"field {index} is required")
             return default
-        if not field.quoted:
+        if not field.quoted and not self.fw.unquoted_strings:
             raise ParamError(f"field {index} must be a quoted string")
         return field.text
+
+
+def parse_number(text: str, fw: Behaviour = CONFORMING) -> int:
+    """A number as this firmware reads it: decimal (parse_decimal), and what a defect adds."""
+    if fw.hex_numbers and text.lower().startswith("0x"):
+        try:
+            return int(text[2:], 16)
+        except ValueError:
+            raise ParamError(f"not a hex integer: {text!r}") from None
+    value = parse_decimal(text)
+    if fw.numbers_wrap_32bit:
+        value = value % (1 << 32)
+    return value
 
 
 def parse_decimal(text: str) -> int:

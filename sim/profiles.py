@@ -1,12 +1,17 @@
 """Firmware profiles: the limits and the command list of each documented stage (VERSIONS.md).
 
-Only `seed` is modelled today. The later stages are recorded here as their VERSIONS.md deltas so
-that adding one is filling in data plus the handlers its new fields need; asking for one that is not
-modelled yet is refused at start-up rather than silently serving seed behaviour.
+Only `seed` is modelled today; its limits come from the spec data (spec/websocket_at.toml). The
+later stages are recorded here as their VERSIONS.md deltas so that adding one is filling in data
+plus the handlers its new fields need; asking for one that is not modelled yet is refused at
+start-up rather than silently serving seed behaviour.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import spec
+
+_SEED = spec.load().profiles["seed"]
 
 # Commands every ESP-AT build has, in the order AT+CMD? lists them.
 BASIC_COMMANDS = ("AT", "ATE0", "ATE1", "AT+RST", "AT+GMR", "AT+CMD", "AT+SYSRAM",
@@ -19,9 +24,8 @@ class Profile:
     name: str
     doc_date: str
     commands: tuple[str, ...]
-    buffer_size_max: int = 8192            # AT+WSCFG <buffer_size> upper bound
-    buffer_size_default: int = 1024
-    wssend_length_max: int = 8192          # released firmware; VERSIONS.md `current`: 16384
+    buffer_size_max: int = _SEED.buffer_size_max      # AT+WSCFG <buffer_size> upper bound
+    wssend_length_max: int = _SEED.wssend_length_max  # VERSIONS.md `current`: 16384
     wssend_length0_sends_empty: bool = False  # `current`: length 0 sends an empty frame, no prompt
     wsopen_has_auth: bool = False          # `auth`: fifth AT+WSOPEN field -> Authorization header
     wscfg_has_tls: bool = False            # `tls`: AT+WSCFG auth_mode, pki_number, ca_number

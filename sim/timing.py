@@ -1,18 +1,24 @@
-"""Every timing value of the model, in one place. Defaults follow BEHAVIOUR.md; tests may shorten
-the long waits (reconnect) by passing their own `Timings` to `Device`."""
+"""Every timing value of the model, in one place. The firmware's timers come from the spec data
+([timing] in spec/websocket_at.toml, from BEHAVIOUR.md); the rest are the model's own. Tests may
+shorten the long waits (reconnect) by passing their own `Timings` to `Device`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import spec
+
+_FIRMWARE = spec.load().timing
 
 
 @dataclass(frozen=True)
 class Timings:
     # After an abort (pong timeout, TCP reset/EOF) the client waits this long in state 3 before
-    # state 1 (firmware: about 10 s, sometimes 15 s; BEHAVIOUR.md "The state codes").
-    reconnect_wait_s: float = 10.0
-    # After answering a server close frame, wait at most this long for the server to drop TCP
-    # (BEHAVIOUR.md "Close": 1 s).
-    close_drain_wait_s: float = 1.0
+    # state 1 (firmware: about 10 s, sometimes 15 s; the model takes the shorter).
+    reconnect_wait_s: float = _FIRMWARE.reconnect_wait_s[0]
+    # The reconnect wait is checked this often; a stop (KD-2's teardown) waits for the next check.
+    reconnect_check_s: float = _FIRMWARE.reconnect_check_s
+    # After answering a server close frame, wait at most this long for the server to drop TCP.
+    close_drain_wait_s: float = _FIRMWARE.close_drain_s
     # How long a closed link stays listed with state 0 before it disappears (seed: state 0 exists;
     # BEHAVIOUR.md: "briefly, then the link disappears").
     closed_state_linger_s: float = 0.5
@@ -24,11 +30,8 @@ class Timings:
     # AT+WSSEND data mode: give up (ERROR) when the host sends no byte for this long, so a silent
     # host cannot wedge the model forever.
     data_input_idle_timeout_s: float = 20.0
-    # AT+WSOPEN <timeout_ms> 0: the library's network timeout applies (websocket-v1.2.3 maps <=0
-    # to 10000 ms; field-defects A8).
-    network_timeout_default_ms: int = 10000
-    # A reconnect attempt's connect+handshake bound (the library's network timeout).
-    reconnect_attempt_timeout_ms: int = 10000
+    # The library's connect/handshake bound (AT+WSOPEN <timeout_ms> 0, reconnect attempts, KD-2).
+    network_timeout_s: float = _FIRMWARE.network_timeout_s
 
 
 DEFAULT_TIMINGS = Timings()

@@ -1,0 +1,142 @@
+"""Every point where the modelled firmware can behave differently, as one record of typed knobs.
+
+The defaults are the seed-conforming model. A named defect (sim/defects.py) is a set of overrides
+of these fields; the model reads the field where the behaviour lives (`self.fw.connected_after_ok`),
+so a defect is data, and an unknown knob fails at import, never silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sim.replies import DATA_PROMPT
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    # ---- AT parameter syntax (sim/params.py, sim/device.py) -----------------------------------
+    # (command, param, added to the spec's min, added to its max): an off-by-one range check.
+    range_skew: tuple[tuple[str, str, int, int], ...] = ()
+    # Commands that take a link id past the last one modulo the number of links (an array index).
+    link_id_wraps: tuple[str, ...] = ()
+    hex_numbers: bool = False             # "0x10" read as 16
+    numbers_wrap_32bit: bool = False      # a number past 2**32 wraps around (atoi into uint32)
+    extra_fields_ignored: bool = False    # fields past the last one are dropped, not refused
+    unquoted_strings: bool = False        # a bare token is taken where a quoted string belongs
+    empty_optional_is_zero: bool = False  # an empty optional field reads as 0, not the default
+    escapes_kept: bool = False            # "\," stays backslash-comma inside a quoted string
+    command_line_max: int | None = None   # None: the spec's 256 bytes
+    long_line_truncated: bool = False     # a longer line runs cut to the limit instead of ERROR
+    # (command, param, value): a default that differs from the spec's.
+    default_overrides: tuple[tuple[str, str, int], ...] = ()
+
+    # ---- AT+WSCFG -------------------------------------------------------------------------------
+    wscfg_buffer_required: bool = False   # the optional <buffer_size> is required
+    wscfg_prints_settings: bool = False   # an info line +WSCFG:... before OK
+    wscfg_fields_swapped: bool = False    # ping interval and pong timeout stored swapped
+    wscfg_applies_to_live_link: bool = False
+    wscfg_global: bool = False            # one configuration shared by every link id
+    wscfg_refusal_clears: bool = False    # the old configuration is freed before the checks
+    wscfg_survives_wsclose: bool = False
+    wscfg_survives_server_close: bool = False
+
+    # ---- AT+WSOPEN? ---------------------------------------------------------------------------
+    query_lists_free_slots: bool = False  # +WSOPEN:<id>,0,"" for every id with no link
+    query_uri_unquoted: bool = False
+    # (actual state, state printed): the query reports a stale or wrong state.
+    state_shown_as: tuple[tuple[int, int], ...] = ()
+
+    # ---- AT+WSOPEN ------------------------------------------------------------------------------
+    connected_after_ok: bool = False
+    connected_urc_twice: bool = False
+    failed_open_keeps_link: bool = False  # the link stays listed (state 3) and retries
+    failed_open_retries: bool = False     # not listed, but a client retries in the background
+    open_replaces_live_link: bool = False
+    max_links: int | None = None          # None: three
+    request_drops_query: bool = False
+    empty_path_target: bool = False       # ws://h:p?x=1 requests "?x=1", not "/?x=1"
+    host_without_port: bool = False
+    wss_without_tls: bool = False
+    subprotocol_not_sent: bool = False
+    open_timeout_ignored: bool = False    # the default applies whatever <timeout_ms> says
+    header_names_case_sensitive: bool = False
+    empty_timeout_refused: bool = False   # KD-1's second half: an empty <timeout_ms> is ERROR
+    teardown_blocks: bool = False         # KD-2: ERROR waits for the library's attempt to end
+    handshake_accept_key_only: bool = False  # KD-7
+    handshake_buffer: int | None = None   # KD-9: response bytes the first reads may hold (1023)
+    data_after_handshake_held: bool = False  # KD-6
+
+    # ---- AT+WSSEND -------------------------------------------------------------------------------
+    prompt: bytes = DATA_PROMPT
+    data_mode_short_by: int = 0           # takes <length> minus this many bytes
+    sent_payload_cut: int = 0             # the frame loses this many bytes off the end
+    overrun_executed: bool = False        # bytes past <length> run as commands after the send
+    length_zero_prompts: bool = False     # length 0 shows the prompt and waits for data
+    send_ok_when_waiting: bool = False    # state 1/3: prompt, data taken, SEND OK, nothing sent
+    send_ok_when_disrupted: bool = False  # SEND OK although the connection broke during the send
+    reboot_on_send_disrupted: bool = False
+    send_timeout_ignored: bool = False    # the send waits as long as the default allows
+    reserved_opcodes_refused: bool = False
+    control_frame_size_unchecked: bool = False  # KD-10
+    close_frame_keeps_link: bool = False  # KD-5
+    mask_key_fixed: bool = False          # one masking key for every frame
+    fragments_all_fin: bool = False       # every fragment has FIN and the message's opcode
+    length_form_64_from: int | None = None  # payloads this long and longer use the 64-bit form
+
+    # ---- receiving -------------------------------------------------------------------------------
+    chunk_cap: int | None = None          # reads never larger than this, whatever buffer_size
+    chunk_extra: int = 0                  # reads of buffer_size plus this
+    ws_data_len_extra: int = 0            # the <len> printed is this much more than the data
+    ws_data_link_map: tuple[tuple[int, int], ...] = ()  # (link, id printed) in +WS_DATA
+    empty_frames_dropped: bool = False
+    ping_ends_fragmented_message: bool = False  # the rest of a message after a ping is dropped
+    reserved_opcodes_printed: bool = False
+    pongs_printed: bool = False           # a pong from the server prints +WS_DATA:<id>,0,
+    text_utf8_replaced: bool = False      # invalid UTF-8 in text becomes U+FFFD
+    server_ping_urc: bool = False         # +WS_PING:<id>,<len> for every server ping
+    pong_payload_cut: bool = False        # KD-11: a ping longer than buffer_size gets a cut pong
+    pong_empty: bool = False
+    pong_unmasked: bool = False
+    stale_fragment_after_reconnect: bool = False
+
+    # ---- keepalive --------------------------------------------------------------------------------
+    ping_clock_restarts_on_data: bool = False  # KD-4
+    pong_clock_restarts_each_ping: bool = False
+    pong_timeout_sends_close: bool = False
+    pong_timeout_urc: str = "+WS_DISCONNECTED"
+    pings_off_after_reconnect: bool = False
+
+    # ---- closing -------------------------------------------------------------------------------------
+    wsclose_keeps_tcp: bool = False       # the link is forgotten but its TCP stays open
+    wsclose_sends_close_frame: bool = False
+    wsclose_prints_closed: bool = False
+    wsclose_answer_delay_s: float = 0.0
+    wsclose_waits_reconnect: bool = False  # in state 3 OK comes when the reconnect wait ends
+    wsclose_leaves_reconnect: bool = False  # in state 3 the client keeps going after OK
+    wsclose_unused_resets_all: bool = False  # WSCLOSE of an id with no link frees every WSCFG
+    wsclose_id_busy_s: float = 0.0        # the id refuses AT+WSOPEN this long after WSCLOSE
+    close_reply_payload: bytes | None = b""  # None: the server's close frame gets no reply
+    close_waits_forever: bool = False     # after a server close, TCP only ends when the server ends it
+    closed_link_removed_at_once: bool = False  # KD-3
+    reconnect_after_server_close: bool = False
+    disconnected_after_closed: bool = False
+
+    # ---- lost connections ----------------------------------------------------------------------------
+    lost_connection_silent: bool = False
+    disconnected_urc_twice: bool = False
+    reconnect_drops_query: bool = False
+
+    # ---- heap (AT+SYSRAM?) -----------------------------------------------------------------------------
+    heap_leak_per_close: int = 0          # bytes lost each time an established link ends
+    heap_leak_per_failed_open: int = 0
+
+    # Timing values (sim/timing.py field: value) a defect changes.
+    timing: tuple[tuple[str, float], ...] = field(default=())
+
+    def shown_state(self, state: int) -> int:
+        return dict(self.state_shown_as).get(state, state)
+
+    def printed_link_id(self, link_id: int) -> int:
+        return dict(self.ws_data_link_map).get(link_id, link_id)
+
+
+CONFORMING = Behaviour()
