@@ -1,8 +1,10 @@
 """The AT client: the sans-IO engine plus one serial connection, read by a thread.
 
 The reader thread feeds every byte to the engine as it arrives and sorts the events: URCs go to a
-queue that tests await with timeouts; everything else belongs to the command in flight. Every
-failure names what was sent, what was expected and the exact bytes that came back.
+queue that tests await with timeouts; everything else belongs to the command in flight. A line
+that is neither (an undocumented URC, an info line the command does not print, a `ready` nobody
+asked for) is kept as unexpected output, which fails the test it appears in. Every failure names
+what was sent, what was expected and the exact bytes that came back.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from typing import Callable
 
 import serial
 
+from .commands import documented_info_line
 from .engine import AtEngine
 from .errors import DeviceSilent, DeviceViolation, PortClosed
-from .events import (Busy, Echo, ErrCode, Event, Final, FramingError, Line, Prompt, Ready, Urc,
-                     WsData)
+from .events import (SYSTEM_MESSAGES, Busy, Echo, ErrCode, Event, Final, FramingError, Line,
+                     Prompt, Ready, Urc, WsData)
 from .serial_port import open_at_port
 
 COMMAND_TIMEOUT_S = 2.0        # plain commands answer in milliseconds; this only bounds a hang
@@ -38,6 +41,8 @@ class Response:
     prompt: bool = False                # data-mode commands: the '>' prompt came
     accepted: bool = False              # data-mode commands: OK came before the prompt
     received: bytes = b""               # every byte that arrived while the command ran
+    data_sent_at: float | None = None   # data-mode commands: when the payload was written
+    busy_after_data: int = 0            # data-mode commands: busy p... for bytes past <length>
     clauses: tuple[str, ...] = ()
 
     @property
@@ -66,6 +71,7 @@ class AtClient:
         self._urcs: deque[Event] = deque()
         self.urc_history: list[Event] = []       # every URC since begin_test, consumed or not
         self.anomalies: list[FramingError] = []  # framing errors outside any command
+        self.unexpected: list[tuple[float, bytes, str]] = []  # (time, raw bytes, where)
         self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
         self.commands_sent: list[bytes] = []     # command lines since begin_test
         self._rx = bytearray()
@@ -73,7 +79,9 @@ class AtClient:
         self._transcript: list[tuple[float, str, bytes]] = []
         self._recording = True
         self._t0 = time.monotonic()
-        self._in_command = False
+        self._command_open = False               # written, final result not yet received
+        self._prompted = False                   # the command in flight got its '>' prompt
+        self._rebooting = False                  # AT+RST sent, `ready` not yet received
         self._reader_error: BaseException | None = None
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_forever, name="at-reader", daemon=True)
@@ -118,13 +126,41 @@ class AtClient:
         if self._recording:
             self._transcript.append((time.monotonic(), "<<", data))
         for event in self._engine.feed(data):
+            if isinstance(event, Ready):
+                if not self._rebooting:
+                    self._note_unexpected(b"ready\r\n", "nobody asked for a reset: the device "
+                                                        "rebooted")
+                    if self._command_open:
+                        self._responses.append(event)   # ends the command in flight: see _collect
+                self._rebooting = False
+            elif isinstance(event, Final) and not self._command_open:
+                self._note_unexpected(event.result + b"\r\n", "a final result outside any "
+                                                              "command")
             if isinstance(event, URC_TYPES):
                 self._urcs.append(event)
                 self.urc_history.append(event)
-            elif isinstance(event, FramingError) and not self._in_command:
+            elif isinstance(event, Line) and not self._command_open:
+                if not self._rebooting and event.line not in SYSTEM_MESSAGES:
+                    self._note_unexpected(event.raw, "outside any command")
+            elif isinstance(event, FramingError) and not self._command_open:
                 self.anomalies.append(event)
+                self._note_unexpected(event.raw, f"broken framing ({event.detail})")
             else:
                 self._responses.append(event)
+                if self._ends_command(event):
+                    self._command_open = False
+
+    def _ends_command(self, event: Event) -> bool:
+        """A final result, except the OK that precedes a data prompt; `busy p...` before the
+        prompt (after it, busy answers extra input while the data is being sent)."""
+        if isinstance(event, Prompt):
+            self._prompted = True
+        if isinstance(event, Busy):
+            return not self._prompted
+        return isinstance(event, Final) and not event.before_prompt
+
+    def _note_unexpected(self, raw: bytes, where: str) -> None:
+        self.unexpected.append((time.monotonic(), raw, where))
 
     # ---- helpers under the lock ------------------------------------------------------------
 
@@ -178,6 +214,7 @@ class AtClient:
             self._collect(response, start, prompt_timeout, until_prompt=True)
             if response.prompt:
                 self._write(payload)
+                response.data_sent_at = time.monotonic()
                 self._collect(response, start, send_timeout, until_prompt=False)
         return response
 
@@ -190,13 +227,16 @@ class AtClient:
             response = Response(command=data[:-2], clauses=self.clauses)
             self.commands_sent.append(response.command)
             start = self._rx_offset
-            self._in_command = True
+            self._command_open = True
+            self._prompted = False
+            if response.command.upper().startswith(b"AT+RST"):
+                self._rebooting = True           # boot output until `ready` is expected
         try:
             self._write(data)
             yield response, start
         finally:
             with self._cond:
-                self._in_command = False
+                self._command_open = False
 
     def _collect(self, response: Response, start: int, timeout: float, until_prompt: bool) -> None:
         """Fill `response` from response events until a final result (or the prompt)."""
@@ -217,15 +257,26 @@ class AtClient:
                 response.echoed = True
             elif isinstance(event, Line):
                 response.lines.append(event.line)
+                if (event.line not in SYSTEM_MESSAGES
+                        and not documented_info_line(response.command, event.line)):
+                    self._note_unexpected(event.raw, f"in the answer to {response.command!r}")
             elif isinstance(event, ErrCode):
                 response.err_code = event.code
             elif isinstance(event, Busy):
+                if response.prompt:
+                    response.busy_after_data += 1   # the answer to input past <length>
+                    continue
                 response.busy = True
                 return
             elif isinstance(event, FramingError):
                 raise DeviceViolation(what=f"broken framing while running {response.command!r}: "
                                            f"{event.detail}", sent=response.command + b"\r\n",
                                       expected="well-formed AT output",
+                                      received=response.received, clauses=response.clauses)
+            elif isinstance(event, Ready):
+                raise DeviceViolation(what=f"the device rebooted while running {response.command!r}",
+                                      sent=response.command + b"\r\n",
+                                      expected="an answer, not a reboot",
                                       received=response.received, clauses=response.clauses)
             elif isinstance(event, Prompt):
                 response.prompt = True
@@ -302,6 +353,25 @@ class AtClient:
                               expected=f"no {name!r} for link {link_id} within {within:g} s",
                               received=describe_urc(event), clauses=self.clauses)
 
+    def expect_reboot(self) -> None:
+        """A reset is on its way (a hardware reset): boot output until `ready` is expected."""
+        with self._cond:
+            self._rebooting = True
+
+    def assert_no_unexpected_output(self) -> None:
+        """Fail with the bytes if the device printed anything that is neither the answer to a
+        command nor a documented URC since the test began."""
+        with self._cond:
+            unexpected = list(self.unexpected)
+        if not unexpected:
+            return
+        shown = "\n".join(f"  {t - self._t0:8.3f} s {where}: {raw!r}" for t, raw, where in unexpected)
+        raise DeviceViolation(
+            what=f"the device printed {len(unexpected)} line(s) that are neither the answer to a "
+                 f"command nor a documented URC:\n{shown}",
+            sent=None, expected="only answers to commands, documented URCs and Wi-Fi messages",
+            received=b"".join(raw for _, raw, _ in unexpected), clauses=self.clauses)
+
     # ---- test boundaries -------------------------------------------------------------------
 
     def drain(self) -> list[Event]:
@@ -330,6 +400,7 @@ class AtClient:
         with self._cond:
             self.urc_history = []
             self.anomalies = []
+            self.unexpected = []
             self.commands_sent = []
             self._transcript = []
             self._t0 = time.monotonic()

@@ -45,3 +45,26 @@ def wsclose(link_id: object) -> str:
 
 
 WSOPEN_QUERY = "AT+WSOPEN?"
+
+
+# The information lines each command prints before its final result (ESP-AT's command set); a
+# command not listed prints none. None: free text (AT+GMR's version lines, AT+RST's boot output).
+INFO_LINES: dict[bytes, tuple[bytes, ...] | None] = {
+    b"AT+WSOPEN?": (b"+WSOPEN:",),
+    b"AT+SYSRAM?": (b"+SYSRAM:",),
+    b"AT+CMD?": (b"+CMD:",),
+    b"AT+GMR": None,
+    b"AT+RST": None,
+    b"AT+CWMODE?": (b"+CWMODE:",),
+    b"AT+CWJAP?": (b"+CWJAP:", b"No AP"),
+    b"AT+CWJAP=": (b"+CWJAP:",),           # the failure code of a join
+    b"AT+CIPSTA?": (b"+CIPSTA:",),
+}
+
+
+def documented_info_line(command: bytes, line: bytes) -> bool:
+    """Whether `line` is one the command may print (its documented info line prefixes)."""
+    for name, prefixes in INFO_LINES.items():
+        if command == name or (name.endswith(b"=") and command.startswith(name)):
+            return prefixes is None or line.startswith(prefixes)
+    return False

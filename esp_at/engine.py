@@ -45,7 +45,7 @@ class AtEngine:
         self._events: deque[Event] = deque()
         self._echo_expected: bytes | None = None
         self._awaiting_prompt = False
-        self._payload: tuple[int, int] | None = None   # (link_id, length) while reading +WS_DATA
+        self._payload: tuple[int, int, bytes] | None = None  # (link_id, length, header) of +WS_DATA
         self._payload_trailer = False                   # expecting the CR-LF after a payload
 
     # ---- what the host sends -------------------------------------------------------------
@@ -130,7 +130,7 @@ class AtEngine:
             return False                         # could still become +WS_DATA:
         match = _WS_DATA_HEADER.match(buf)
         if match:
-            self._payload = (int(match.group(1)), int(match.group(2)))
+            self._payload = (int(match.group(1)), int(match.group(2)), bytes(match.group(0)))
             del buf[:match.end()]              # after reading the groups: they view the buffer
             return True
         if _WS_DATA_HEADER_SO_FAR.fullmatch(buf):
@@ -145,14 +145,14 @@ class AtEngine:
         return True
 
     def _read_payload(self) -> bool:
-        link_id, length = self._payload
+        link_id, length, header = self._payload
         if len(self._buffer) < length:
             return False
         data = bytes(self._buffer[:length])
         del self._buffer[:length]
         self._payload = None
         self._payload_trailer = True
-        self._events.append(WsData(link_id, data))
+        self._events.append(WsData(link_id, data, header))
         return True
 
     def _read_payload_trailer(self) -> bool:
@@ -180,22 +180,23 @@ class AtEngine:
         if end < 0:
             self._searched = max(len(buf), 1)
             return False
-        line = bytes(buf[:end])
+        raw = bytes(buf[:end + 1])
         del buf[:end + 1]
         self._searched = 0
         # Trailing CRs carry nothing; an echo of "AT\r\n" may come back as "AT\r\r\n".
-        self._events.append(self._classify(line.rstrip(b"\r")))
+        self._events.append(self._classify(raw[:-1].rstrip(b"\r"), raw))
         return True
 
-    def _classify(self, line: bytes) -> Event:
+    def _classify(self, line: bytes, raw: bytes) -> Event:
         if self._echo_expected is not None and line == self._echo_expected:
             self._echo_expected = None
             return Echo(line)
         if line in FINAL_RESULTS:
             self._echo_expected = None
+            before_prompt = self._awaiting_prompt and line == b"OK"
             if line != b"OK":
                 self._awaiting_prompt = False
-            return Final(line)
+            return Final(line, before_prompt)
         if line.startswith(b"busy "):
             return Busy(line)
         if line == b"ready":
@@ -205,5 +206,5 @@ class AtEngine:
             return ErrCode(int(match.group(1), 16), line)
         match = _LINK_URC.fullmatch(line)
         if match and match.group(1) in LINK_URCS:
-            return Urc(match.group(1), int(match.group(2)), line)
-        return Line(line)
+            return Urc(match.group(1), int(match.group(2)), line, raw)
+        return Line(line, raw)

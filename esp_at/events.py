@@ -1,7 +1,7 @@
 """What the AT engine reports. Small immutable records, one per thing the device said."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Event:
@@ -18,12 +18,15 @@ class Echo(Event):
 class Line(Event):
     """An information line: part of a command's response, or unsolicited text such as boot noise."""
     line: bytes
+    raw: bytes = field(default=b"", compare=False)   # exactly as received, line end included
 
 
 @dataclass(frozen=True)
 class Final(Event):
     """A final result code: b'OK', b'ERROR', b'SEND OK' or b'SEND FAIL'."""
     result: bytes
+    # An OK that came while a data-mode command awaited its '>' prompt: it does not end the command.
+    before_prompt: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Urc(Event):
     name: bytes
     link_id: int
     line: bytes
+    raw: bytes = field(default=b"", compare=False)   # exactly as received, line end included
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class WsData(Event):
     """+WS_DATA:<link_id>,<len>,<data>: `data` is exactly the <len> raw bytes."""
     link_id: int
     data: bytes
+    header: bytes = field(default=b"", compare=False)  # "+WS_DATA:<link_id>,<len>," as received
 
 
 @dataclass(frozen=True)
@@ -74,3 +79,5 @@ class FramingError(Event):
 
 FINAL_RESULTS = (b"OK", b"ERROR", b"SEND OK", b"SEND FAIL")
 LINK_URCS = (b"+WS_CONNECTED", b"+WS_DISCONNECTED", b"+WS_CLOSED")
+# Lines ESP-AT prints on its own that are not WebSocket URCs (its Wi-Fi status messages).
+SYSTEM_MESSAGES = (b"WIFI CONNECTED", b"WIFI GOT IP", b"WIFI DISCONNECT")
