@@ -11,7 +11,7 @@ export default defineConfig({
     {
       name: "Known deviations of shipping ESP-AT",
       matchedStatuses: ["failed"],
-      messageRegex: "[\\s\\S]*KNOWN DEVIATION[\\s\\S]*",
+      messageRegex: "[\\s\\S]*KNOWN DEVIATION KD-\\d+ of [\\s\\S]*",
     },
     { name: "Conformance failures (new)", matchedStatuses: ["failed"] },
     { name: "Harness or infrastructure problems", matchedStatuses: ["broken"] },
