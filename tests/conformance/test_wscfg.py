@@ -1,44 +1,129 @@
-"""AT+WSCFG: set command, its example, parameter ranges and what each parameter does."""
+"""AT+WSCFG: the set command and its example to the byte, every range (a refusal changes nothing),
+and the lifetime of a configuration: refused, per link, on a live link, after a close."""
 import pytest
 
 import spec
 from esp_at.commands import wscfg
 
+from fixtures import margins
+from fixtures.links import configure, open_link, wait_link_closed
+from fixtures.verdicts import check
+from tests.conformance.observe import (WITNESS_BUFFER, WITNESS_LENGTH, buffer_size_in_force,
+                                       exact_answer)
 from tests.conformance.ranges import range_cases
 
 SPEC = spec.load()
-DEFAULTS = {p.name: p.default for p in SPEC.params if p.command == "AT+WSCFG"}
+DEFAULTS = {name: SPEC.default("AT+WSCFG", name)
+            for name in ("ping_intv_sec", "ping_timeout_sec", "buffer_size")}
+DEFAULT_BUFFER = DEFAULTS["buffer_size"]
+OK = b"\r\nOK\r\n"
 
 
 def wscfg_with(**values) -> str:
-    line = dict(link_id=0, ping_intv_sec=DEFAULTS["ping_intv_sec"],
-                ping_timeout_sec=DEFAULTS["ping_timeout_sec"], buffer_size=DEFAULTS["buffer_size"])
+    line = dict(link_id=0, **DEFAULTS)
     line.update(values)
     return wscfg(line["link_id"], line["ping_intv_sec"], line["ping_timeout_sec"],
                  line["buffer_size"])
 
 
+def witness_config(at, link_id: int = 0) -> None:
+    """A configuration whose buffer size shows in the chunks of a message (WITNESS_BUFFER)."""
+    configure(at, link_id, DEFAULTS["ping_intv_sec"], DEFAULTS["ping_timeout_sec"], WITNESS_BUFFER)
+
+
 @pytest.mark.clause("WSCFG.example")
-def test_doc_example_is_accepted(at):
-    at.cmd("AT+WSCFG=0,30,60,4096").expect(b"OK", lines=[])
+def test_doc_example_is_accepted_to_the_byte(at):
+    exact_answer(at.cmd("AT+WSCFG=0,30,60,4096"), OK, "WSCFG.example")
 
 
 @pytest.mark.clause("WSCFG.set")
-@pytest.mark.parametrize("line", ["AT+WSCFG=1,10,120", "AT+WSCFG=2,7200,7200,8192"])
-def test_set_without_and_with_buffer_size(at, line):
-    at.cmd(line).expect(b"OK", lines=[])
-
-
-@pytest.mark.clause("WSCFG.set")
-@pytest.mark.parametrize("line", [
-    "AT+WSCFG=0,30", "AT+WSCFG=0", "AT+WSCFG=", "AT+WSCFG",
-    "AT+WSCFG=0,30,60,4096,1", "AT+WSCFG=a,30,60", "AT+WSCFG=0,,60",
-    'AT+WSCFG="0",30,60',
-], ids=lambda line: line.replace("AT+WSCFG", "")  or "bare")
-def test_malformed_set_is_refused(at, line):
-    at.cmd(line).expect(b"ERROR")
+@pytest.mark.parametrize("line", ["AT+WSCFG=1,10,120", "AT+WSCFG=2,7200,7200,8192"],
+                         ids=["buffer-size-left-off", "all-four"])
+def test_set_answers_ok_and_nothing_else(at, line):
+    exact_answer(at.cmd(line), OK, "WSCFG.set")
 
 
 @pytest.mark.parametrize("case", range_cases(SPEC, "AT+WSCFG"))
-def test_parameter_range(at, case):
-    at.cmd(wscfg_with(**{case.param: case.value})).expect(b"OK" if case.in_range else b"ERROR")
+def test_parameter_range(at, ws_endpoint, case):
+    """In range: OK. Out of range: ERROR, and link 0's configuration is still the one before."""
+    if case.in_range:
+        exact_answer(at.cmd(wscfg_with(**{case.param: case.value})), OK, case.clause)
+        return
+    witness_config(at)
+    at.cmd(wscfg_with(**{case.param: case.value})).expect(b"ERROR", lines=[])
+    in_force = buffer_size_in_force(at, ws_endpoint, 0)
+    assert in_force == WITNESS_BUFFER, (
+        f"a refused AT+WSCFG ({case}) changed link 0: its buffer is {in_force}, "
+        f"was {WITNESS_BUFFER}")
+
+
+@pytest.mark.clause("WSCFG.refused_keeps")
+@pytest.mark.parametrize("refused", ["AT+WSCFG=0,10,120,8193", "AT+WSCFG=0,0,120,512",
+                                     "AT+WSCFG=0,10,120,64,1"],
+                         ids=["buffer-too-large", "interval-zero", "fifth-field"])
+def test_refused_wscfg_keeps_the_last_good_one(at, ws_endpoint, refused):
+    witness_config(at)
+    at.cmd(refused).expect(b"ERROR", lines=[])
+    in_force = buffer_size_in_force(at, ws_endpoint, 0)
+    assert in_force == WITNESS_BUFFER, (
+        f"after the refused {refused!r} link 0 opened with buffer {in_force}; the last accepted "
+        f"AT+WSCFG set {WITNESS_BUFFER}")
+
+
+@pytest.mark.clause("WSCFG.buffer_size.default")
+def test_buffer_size_left_off_is_the_default(at, ws_endpoint):
+    witness_config(at)
+    configure(at, 0, DEFAULTS["ping_intv_sec"], DEFAULTS["ping_timeout_sec"])  # no buffer_size
+    in_force = buffer_size_in_force(at, ws_endpoint, 0)
+    assert in_force == min(DEFAULT_BUFFER, WITNESS_LENGTH), (
+        f"AT+WSCFG without <buffer_size> left link 0 with buffer {in_force}; the default is "
+        f"{DEFAULT_BUFFER}")
+
+
+@pytest.mark.clause("WSCFG.per_link")
+def test_each_link_keeps_its_own_configuration(at, new_endpoint):
+    sizes = {0: WITNESS_BUFFER, 1: 2 * WITNESS_BUFFER}
+    for link_id, size in sizes.items():
+        configure(at, link_id, DEFAULTS["ping_intv_sec"], DEFAULTS["ping_timeout_sec"], size)
+    sizes[2] = min(DEFAULT_BUFFER, WITNESS_LENGTH)           # never configured
+    seen = {link_id: buffer_size_in_force(at, new_endpoint(f"link{link_id}"), link_id)
+            for link_id in sizes}
+    assert seen == sizes, f"buffer sizes in force per link {seen}; configured {sizes}"
+
+
+@pytest.mark.clause("WSCFG.before_open")
+def test_wscfg_on_a_live_link_does_not_change_it(at, connected, ws_endpoint):
+    connected(0, cfg=(10, 120, 1000))
+    at.cmd(wscfg(0, 10, 120, 10))                # OK or ERROR: either way, no effect now
+    message = bytes(range(200)) * 5
+    ws_endpoint.send_binary(message)
+    with check("URC.WS_DATA"):
+        chunks = at.wait_ws_data(0, len(message), timeout=margins.SERVER_SEES_IT_S)
+    assert b"".join(chunks) == message
+    assert max(len(c) for c in chunks) == len(message), (
+        f"AT+WSCFG on an open link took effect at once (chunks {[len(c) for c in chunks]}); the "
+        f"seed says it must be set before AT+WSOPEN")
+
+
+@pytest.mark.clause("WSCFG.reset_on_close")
+def test_wsclose_releases_the_configuration(at, ws_endpoint):
+    witness_config(at)
+    assert buffer_size_in_force(at, ws_endpoint, 0) == WITNESS_BUFFER   # opened, then WSCLOSE
+    in_force = buffer_size_in_force(at, ws_endpoint, 0)
+    assert in_force == min(DEFAULT_BUFFER, WITNESS_LENGTH), (
+        f"after AT+WSCLOSE link 0 opened again with buffer {in_force}; BEHAVIOUR.md: the close "
+        f"releases the link's AT+WSCFG settings, the next open uses the default {DEFAULT_BUFFER}")
+
+
+@pytest.mark.clause("WSCFG.reset_on_close")
+def test_server_close_releases_the_configuration(at, ws_endpoint, new_endpoint):
+    witness_config(at)
+    open_link(at, 0, ws_endpoint.url)
+    ws_endpoint.close(code=1000, drop_tcp=True)
+    with check("URC.WS_CLOSED"):
+        at.wait_urc(b"+WS_CLOSED", 0, timeout=margins.SERVER_SEES_IT_S)
+    wait_link_closed(at, 0, margins.TCP_GONE_S)
+    in_force = buffer_size_in_force(at, new_endpoint("again"), 0)
+    assert in_force == min(DEFAULT_BUFFER, WITNESS_LENGTH), (
+        f"after a close frame from the server link 0 opened again with buffer {in_force}; "
+        f"BEHAVIOUR.md: the close releases its AT+WSCFG settings (default {DEFAULT_BUFFER})")
