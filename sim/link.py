@@ -575,9 +575,9 @@ class Link:
         chunk_size += self.fw.chunk_extra
         offset = 0
         while offset < length:
+            self._cut_frame_left = length - offset    # what a lost connection would cut off
             chunk = await stream.read(min(length - offset, chunk_size))
             if not chunk:
-                self._cut_frame_left = length - offset
                 raise asyncio.IncompleteReadError(b"", length - offset)
             self._data_readable()
             if key:
@@ -589,6 +589,7 @@ class Link:
             if self.fw.text_utf8_replaced and self._text_message:
                 chunk = chunk.decode("utf-8", "replace").encode()
             self._emit_data(chunk)
+        self._cut_frame_left = 0
 
     def _answer_ping(self, payload: bytes) -> None:
         """A pong with the same payload at once; nothing on the AT port (BEHAVIOUR.md)."""
