@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance unit lint check report bench clean
+.PHONY: venv conformance unit lint check mutation mutation-fast report bench clean
 
 venv: $(VENV)/.installed
 
@@ -28,7 +28,17 @@ unit: venv
 lint: venv
 	$(BIN)/ruff check --select F,E9 .
 
-check: lint unit conformance
+# Detection power: the suite against the clean model and against every named defect of the
+# model (python -m sim --list-defects), both cores busy; writes reports/mutation.md and .json and
+# fails unless the clean model passes and every defect is killed and filed right (KD-n or NEW).
+mutation: venv
+	$(BIN)/python -m tools.mutation
+
+# The part of it `make check` runs: no slow tests, and only the defects a non-slow test catches.
+mutation-fast: venv
+	$(BIN)/python -m tools.mutation --fast
+
+check: lint unit conformance mutation-fast
 
 # The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
 # pinned by package-lock.json; its analytics tag is stripped so the report works offline).
@@ -47,4 +57,4 @@ bench: venv
 
 clean:
 	rm -rf $(REPORTS)/allure-results $(REPORTS)/allure-report $(REPORTS)/junit.xml \
-		$(REPORTS)/conformance-matrix.md
+		$(REPORTS)/conformance-matrix.md $(REPORTS)/mutation.md $(REPORTS)/mutation.json

@@ -1,0 +1,233 @@
+"""The suite's detection power: run it against the clean model and against every named defect of
+the model's catalog (sim/defects.py), and report which defects it kills and how it files them.
+
+  python -m tools.mutation [--fast] [--jobs 2] [--only NAME ...] [--out reports]
+
+Each run is its own pytest process with its own model and server, stops at its first failure
+(-x), runs the tests of the defect's clauses first (--clause-first), and is bounded in time. A
+defect is killed when a test fails as a device violation; it is reported right when a known
+deviation's defect is filed as that KD and every other defect as NEW. --fast leaves out the slow
+tests and the defects only a slow test can catch (what `make check` runs).
+
+Writes <out>/mutation.json and <out>/mutation.md and prints the kill matrix; exits 0 only when the
+clean model passes and every defect is killed and reported right.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pytest
+
+import spec
+from sim.defects import DEFECTS, Defect
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = "tests/conformance"
+RUN_TIMEOUT_S = {True: 300.0, False: 900.0}     # fast / full: a survivor runs the whole suite
+KILLED, SURVIVED, BROKEN, TIMED_OUT = "killed", "survived", "broken", "timed out"
+
+
+@dataclass
+class Run:
+    name: str                       # "clean", or the defect's name
+    kd: str | None = None
+    clauses: tuple[str, ...] = ()
+    outcome: str = ""               # killed / survived / broken / timed out; clean: passed/failed
+    first_failure: str = ""
+    failed_clause: str = ""
+    reported_as: str = ""           # KD-n, NEW or BROKEN
+    reported_right: bool = False
+    seconds_to_kill: float | None = None
+    killed_by_slow_test: bool = False
+    wall_s: float = 0.0
+    tests_run: int = 0
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.name == "clean":
+            return self.outcome == "passed"
+        return self.outcome == KILLED and self.reported_right
+
+
+@dataclass
+class Plan:
+    fast: bool
+    defects: list[Defect]
+    slow_tests: set[str]
+    left_out: list[str] = field(default_factory=list)   # (fast) only a slow test could catch them
+
+
+class _Collector:
+    """Which tests name which clause, and which tests are slow."""
+
+    def __init__(self) -> None:
+        self.by_clause: dict[str, list[str]] = {}
+        self.slow: set[str] = set()
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            if item.get_closest_marker("slow"):
+                self.slow.add(item.nodeid)
+            for mark in item.iter_markers("clause"):
+                for clause_id in mark.args:
+                    self.by_clause.setdefault(clause_id, []).append(item.nodeid)
+
+
+def collect() -> _Collector:
+    collector = _Collector()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", SUITE],
+                           plugins=[collector])
+    if code != 0:
+        raise SystemExit(f"collecting {SUITE} failed (exit {code})")
+    return collector
+
+
+def plan(fast: bool, only: list[str]) -> Plan:
+    defects = [DEFECTS[name] for name in only] if only else list(DEFECTS.values())
+    tests = collect()
+    if not fast:
+        return Plan(fast, defects, tests.slow)
+    kept, left_out = [], []
+    for defect in defects:
+        fast_tests = [t for c in defect.clauses for t in tests.by_clause.get(c, [])
+                      if t not in tests.slow]
+        (kept if fast_tests and not defect.needs_slow_test else left_out).append(defect)
+    return Plan(fast, kept, tests.slow, [d.name for d in left_out])
+
+
+def pytest_argv(run: Run, fast: bool, log: Path) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", SUITE, "-q", "-p", "no:cacheprovider",
+            "--verdict-log", str(log)]
+    if fast:
+        argv += ["-m", "not slow"]
+    if run.name != "clean":
+        argv += ["-x", "--model-defect", run.name]
+        for clause in run.clauses:
+            argv += ["--clause-first", clause]
+    return argv
+
+
+def execute(run: Run, fast: bool, workdir: Path, slow_tests: set[str]) -> Run:
+    log = workdir / f"{run.name}.jsonl"
+    output = workdir / f"{run.name}.txt"
+    started = time.time()
+    try:
+        with open(output, "wb") as out:
+            proc = subprocess.run(pytest_argv(run, fast, log), cwd=ROOT, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S[fast],
+                                  env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        exit_code = proc.returncode
+    except subprocess.TimeoutExpired:
+        exit_code = None
+    run.wall_s = round(time.time() - started, 1)
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    run.tests_run = len(records)
+    failures = [r for r in records if r["outcome"] == "failed"]
+    tail = output.read_text(errors="replace").strip().splitlines()[-3:] if output.exists() else []
+    if run.name == "clean":
+        run.outcome = "passed" if exit_code == 0 and not failures else "failed"
+        run.detail = "; ".join(f"{r['nodeid']} [{r['verdict']}]" for r in failures) or " ".join(tail)
+        return run
+    if failures:
+        first = failures[0]
+        run.first_failure = first["nodeid"]
+        run.killed_by_slow_test = first["nodeid"] in slow_tests
+        run.failed_clause = first["failed_clause"]
+        run.reported_as = first["verdict"]
+        run.seconds_to_kill = round(first["time"] - started, 1)
+        run.outcome = BROKEN if first["verdict"] == "BROKEN" else KILLED
+        run.reported_right = run.outcome == KILLED and first["verdict"] == (run.kd or "NEW")
+        run.detail = first["message"].splitlines()[0][:200] if first["message"] else ""
+    elif exit_code is None:
+        run.outcome = TIMED_OUT
+        run.detail = f"no failure within {RUN_TIMEOUT_S[fast]:g} s"
+    else:
+        run.outcome = SURVIVED if exit_code == 0 else BROKEN
+        run.detail = " ".join(tail)
+    return run
+
+
+def matrix_markdown(runs: list[Run], the_plan: Plan, wall_s: float) -> str:
+    clean, defects = runs[0], runs[1:]
+    good = sum(r.ok for r in defects)
+    lines = [f"# Mutation run ({'fast' if the_plan.fast else 'full'})", "",
+             f"- clean model: **{clean.outcome}** ({clean.tests_run} tests, {clean.wall_s:g} s)"
+             + (f": {clean.detail}" if clean.outcome != "passed" else ""),
+             f"- defects: {len(defects)}; killed and reported right: **{good}**; "
+             f"killed but filed wrong: {sum(r.outcome == KILLED and not r.reported_right for r in defects)}; "
+             f"survived: {sum(r.outcome == SURVIVED for r in defects)}; "
+             f"broken or timed out: {sum(r.outcome in (BROKEN, TIMED_OUT) for r in defects)}",
+             f"- wall time: {wall_s:.0f} s", ""]
+    if the_plan.left_out:
+        lines += [f"- left out (only a slow test catches them; `make mutation` runs them): "
+                  f"{', '.join(the_plan.left_out)}", ""]
+    slow_kills = [r.name for r in defects if r.killed_by_slow_test]
+    if slow_kills and not the_plan.fast:
+        lines += [f"- killed first by a slow test ({len(slow_kills)}): {', '.join(slow_kills)}", ""]
+    lines += ["| defect | kd | outcome | reported as | right | first failing test | its clause | "
+              "to kill (s) |", "|---|---|---|---|---|---|---|---|"]
+    for r in defects:
+        slow = " (slow)" if r.killed_by_slow_test else ""
+        lines.append(f"| {r.name} | {r.kd or ''} | {r.outcome} | {r.reported_as} | "
+                     f"{'yes' if r.reported_right else 'NO'} | {r.first_failure or r.detail}{slow} | "
+                     f"{r.failed_clause} | {'' if r.seconds_to_kill is None else r.seconds_to_kill} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mutation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fast", action="store_true",
+                        help="no slow tests; only defects a non-slow test can catch")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (default 2: both cores)")
+    parser.add_argument("--only", nargs="+", default=[], metavar="NAME",
+                        help="these defects only (names from python -m sim --list-defects)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports", help="where to write")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.only if n not in DEFECTS]
+    if unknown:
+        parser.error(f"unknown defect(s) {unknown}")
+    the_plan = plan(args.fast, args.only)
+    clauses = spec.load().clauses
+    runs = [Run("clean")] + [Run(d.name, d.kd, tuple(c for c in d.clauses if c in clauses))
+                             for d in the_plan.defects]
+    started = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp, \
+            ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(execute, run, args.fast, Path(tmp), the_plan.slow_tests) for run in runs]
+        for done, future in enumerate(as_completed(futures), 1):
+            run = future.result()
+            mark = "ok  " if run.ok else "FAIL"
+            print(f"[{done:3}/{len(runs)}] {mark} {run.name:40} {run.outcome:10} "
+                  f"{run.reported_as:6} {run.first_failure or run.detail}", flush=True)
+    wall_s = time.time() - started
+    report = matrix_markdown(runs, the_plan, wall_s)
+    (args.out / "mutation.md").write_text(report)
+    (args.out / "mutation.json").write_text(json.dumps(
+        {"mode": "fast" if args.fast else "full", "wall_s": round(wall_s, 1),
+         "left_out": the_plan.left_out, "runs": [asdict(r) for r in runs]}, indent=2))
+    print()
+    print("\n".join(report.splitlines()[:6]))
+    bad = [r for r in runs if not r.ok]
+    for r in bad:
+        print(f"  NOT OK: {r.name}: {r.outcome} {r.reported_as} {r.first_failure} {r.detail}")
+    print(f"wrote {args.out / 'mutation.md'} and {args.out / 'mutation.json'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
