@@ -213,3 +213,53 @@ def test_resync_recovers_from_a_ws_data_length_that_never_arrives(device, client
     client.resync()
     assert client.cmd("AT").ok
     assert "engine resynchronised" in client.transcript()
+
+
+def wait_until(condition, timeout=2.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_output_nobody_asked_for_is_unexpected_with_its_bytes(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    device.answers[b"AT+WSCFG=0,10,120"] = b"\r\n+WSCFG:0,10,120,1024\r\n\r\nOK\r\n"
+    client.cmd("AT")
+    client.assert_no_unexpected_output()
+    device.push(b"+WS_PING:0,5\r\n")                     # an invented URC
+    client.cmd("AT+WSCFG=0,10,120")                      # an info line WSCFG does not print
+    device.push(b"\r\nOK\r\n")                           # a final result outside any command
+    wait_until(lambda: len(client.unexpected) == 3)
+    with pytest.raises(DeviceViolation) as info:
+        client.assert_no_unexpected_output()
+    assert info.value.received == b"+WS_PING:0,5\r\n+WSCFG:0,10,120,1024\r\nOK\r\n"
+    assert "outside any command" in str(info.value) and "in the answer to" in str(info.value)
+
+
+def test_documented_output_is_not_unexpected(device, client):
+    device.answers[b"AT+WSOPEN?"] = b'\r\n+WSOPEN:0,2,"ws://h/"\r\n\r\nOK\r\n'
+    device.answers[b"AT+RST"] = b"\r\nOK\r\n\x00boot noise\r\n\r\nready\r\nWIFI CONNECTED\r\n"
+    client.cmd("AT+WSOPEN?").expect(b"OK")
+    device.push(b"+WS_CLOSED:0\r\n+WS_DATA:1,2,ab\r\nWIFI GOT IP\r\n")
+    client.wait_urc(b"+WS_DATA", 1, timeout=1)
+    client.cmd("AT+RST")
+    client.wait_urc(b"ready", timeout=1)
+    client.assert_no_unexpected_output()
+
+
+def test_a_ready_nobody_asked_for_ends_the_command_as_a_reboot(device, client):
+    device.answers[b"AT+WSCLOSE=0"] = b"\x00ESP-ROM:esp8684\r\n\r\nready\r\n"
+    with pytest.raises(DeviceViolation, match="rebooted while running"):
+        client.cmd("AT+WSCLOSE=0", timeout=5)
+    assert any(raw == b"ready\r\n" for _, raw, _ in client.unexpected)
+
+
+def test_busy_after_the_data_does_not_end_a_send(device, client):
+    def prompt(dev):
+        dev.data_answer = (5, b"\r\nbusy p...\r\n\r\nSEND OK\r\n")
+        return b"AT+WSSEND=0,5\r\n\r\nOK\r\n\r\n>"
+    device.answers[b"AT+WSSEND=0,5"] = prompt
+    response = client.send_data("AT+WSSEND=0,5", b"12345")
+    assert response.final == b"SEND OK" and response.busy_after_data == 1
+    client.assert_no_unexpected_output()

@@ -642,7 +642,9 @@ def test_kd1_refuses_timeout_zero(raw_ws):
     with model_at("KD-1") as at:
         assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,0') == ERROR
         assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,') == ERROR
-        assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,1') == b"+WS_CONNECTED:0\r\n" + OK
+        # 1 passes the range check: the open is tried (1 ms may be too short to finish it).
+        assert at.cmd(f'AT+WSOPEN=0,"{raw_ws.uri()}",,1') in (b"+WS_CONNECTED:0\r\n" + OK,
+                                                            b"+WS_DISCONNECTED:0\r\n" + ERROR)
 
 
 @pytest.mark.timeout(10)

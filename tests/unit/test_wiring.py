@@ -1,5 +1,6 @@
 """The suite's wiring, end to end: the clause map, --at-port against a device someone else
 started, known deviations told apart from new failures, and no silent pass on zero tests."""
+import json
 import os
 import socket
 import subprocess
@@ -101,6 +102,38 @@ def test_known_deviation_is_reported_as_such(tmp_path):
     assert "| WSOPEN.timeout_ms.range | MUST | KNOWN DEVIATION |" in matrix
     categories = (tmp_path / "allure" / "categories.json").read_text()
     assert "Known deviations" in categories
+
+
+@pytest.mark.parametrize("defect,filed_as", [
+    ("teardown-blocks", "KNOWN DEVIATION KD-2 of WSOPEN.timeout_ms.effect"),
+    ("open-timeout-ignored", "NEW FAILURE of WSOPEN.timeout_ms.effect"),
+])
+def test_a_failure_is_filed_under_a_deviation_only_when_it_is_that_deviation(tmp_path, defect,
+                                                                             filed_as):
+    """Both defects fail the same KD-2 test; only KD-2's own signature (ERROR when the library's
+    10 s attempt ends) is filed as KD-2, the other (ERROR after the default 15 s) is new."""
+    log = tmp_path / "verdicts.jsonl"
+    result = run_suite("tests/conformance/test_wsopen.py", "--model-defect", defect,
+                       "-k", "timeout_ms_bounds_the_wait", "--verdict-log", str(log))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert filed_as in result.stdout, result.stdout[-3000:]
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert record["outcome"] == "failed" and record["failed_clause"] == "WSOPEN.timeout_ms.effect"
+    assert record["verdict"] == ("KD-2" if "KD-2" in filed_as else "NEW")
+
+
+def test_a_test_with_an_ambiguous_label_is_refused_at_collection():
+    result = run_suite("tests/unit/probes/probe_ambiguous.py", "-q")
+    assert result.returncode == 4, result.stdout[-3000:]
+    assert "WSOPEN.state.closing has a known deviation" in result.stdout + result.stderr
+
+
+def test_model_defects_are_checked_before_the_run():
+    unknown = run_suite("tests/conformance", "--model-defect", "no-such-defect", "-q")
+    assert unknown.returncode == 4 and "no-such-defect" in unknown.stdout + unknown.stderr
+    on_a_board = run_suite("tests/conformance", "--model-defect", "KD-1", "--at-port",
+                           "socket://127.0.0.1:9", "-q")
+    assert on_a_board.returncode == 4 and "--at-port" in on_a_board.stdout + on_a_board.stderr
 
 
 def test_no_tests_is_not_a_pass():
