@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+import spec
 from wire.frames import OP_CLOSE, OP_PING, OP_PONG
 
 from sim.link import MAX_CONTROL_PAYLOAD, Link, LinkConfig, LinkState, SendResult, parse_uri
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 # reserved control opcodes 0xB-0xF are sent as given (BEHAVIOUR.md "Sending").
 SIZE_CHECKED_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
 RESERVED_OPCODES = tuple(range(0x3, 0x8)) + tuple(range(0xB, 0x10))
-NUMBER_OF_LINKS = 3
+NUMBER_OF_LINKS = spec.load().bounds("AT+WSOPEN", "link_id")[1] + 1   # ids 0..2: three links
 
 
 def _int(dev: "Device", p: Params, index: int, command: str, name: str,

@@ -11,6 +11,8 @@ from tests.conformance.observe import WITNESS_LENGTH
 
 SPEC = spec.load()
 DEFAULT_BUFFER = SPEC.default("AT+WSCFG", "buffer_size")
+BUFFER_MAX = SPEC.bounds("AT+WSCFG", "buffer_size")[1]
+CONTROL_MAX = SPEC.at.control_payload_max
 
 
 def assert_chunks(chunks, message, buffer_size):
@@ -67,7 +69,7 @@ def test_chunks_fill_small_buffers(at, connected, ws_endpoint, buffer_size, leng
 
 
 @pytest.mark.clause("WSCFG.buffer_size.effect")
-@pytest.mark.parametrize("buffer_size,length", [(4096, 5000), (8192, 8192)])
+@pytest.mark.parametrize("buffer_size,length", [(4096, 5000), (BUFFER_MAX, BUFFER_MAX)])
 def test_chunks_of_large_buffers(at, connected, ws_endpoint, buffer_size, length):
     """Past one TCP segment the boundaries follow arrival (BEHAVIOUR.md); while the device prints
     one chunk on its UART the rest arrives, so a read takes more than the default's 1024."""
@@ -164,8 +166,9 @@ def test_text_that_is_not_utf8_arrives_raw(at, connected, ws_endpoint):
 
 
 @pytest.mark.clause("PING.server")
-@pytest.mark.parametrize("payload", [b"", b"are you there", b"\x00\x01\x00", bytes(range(125))],
-                         ids=["empty", "text", "nul", "125-bytes"])
+@pytest.mark.parametrize("payload", [b"", b"are you there", b"\x00\x01\x00",
+                                     bytes(range(CONTROL_MAX))],
+                         ids=["empty", "text", "nul", "largest"])
 def test_server_ping_gets_pong_with_same_payload_and_nothing_printed(at, connected, ws_endpoint,
                                                                     payload):
     connected(0)
@@ -180,7 +183,7 @@ def test_server_ping_gets_pong_with_same_payload_and_nothing_printed(at, connect
 @pytest.mark.clause("PING.server.large")
 def test_ping_longer_than_buffer_size_gets_exact_pong(at, connected, ws_endpoint):
     connected(0, cfg=(10, 120, 64))
-    payload = bytes(range(100, 225))             # 125 bytes: the largest ping, twice buffer_size
+    payload = bytes(range(100, 100 + CONTROL_MAX))   # the largest ping, twice buffer_size
     ws_endpoint.send_ping(payload)
     with check("PING.server"):
         pong = ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == OP_PONG,

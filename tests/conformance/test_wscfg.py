@@ -37,8 +37,11 @@ def test_doc_example_is_accepted_to_the_byte(at):
 
 
 @pytest.mark.clause("WSCFG.set")
-@pytest.mark.parametrize("line", ["AT+WSCFG=1,10,120", "AT+WSCFG=2,7200,7200,8192"],
-                         ids=["buffer-size-left-off", "all-four"])
+@pytest.mark.parametrize("line", [
+    "AT+WSCFG=1,10,120",
+    wscfg(2, *(SPEC.bounds("AT+WSCFG", name)[1]
+               for name in ("ping_intv_sec", "ping_timeout_sec", "buffer_size"))),
+], ids=["buffer-size-left-off", "all-four-at-their-maximum"])
 def test_set_answers_ok_and_nothing_else(at, line):
     exact_answer(at.cmd(line), OK, "WSCFG.set")
 
