@@ -70,7 +70,6 @@ class AtClient:
         self._responses: deque[Event] = deque()
         self._urcs: deque[Event] = deque()
         self.urc_history: list[Event] = []       # every URC since begin_test, consumed or not
-        self.anomalies: list[FramingError] = []  # framing errors outside any command
         self.unexpected: list[tuple[float, bytes, str]] = []  # (time, raw bytes, where)
         self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
         self.commands_sent: list[bytes] = []     # command lines since begin_test
@@ -143,7 +142,6 @@ class AtClient:
                 if not self._rebooting and event.line not in SYSTEM_MESSAGES:
                     self._note_unexpected(event.raw, "outside any command")
             elif isinstance(event, FramingError) and not self._command_open:
-                self.anomalies.append(event)
                 self._note_unexpected(event.raw, f"broken framing ({event.detail})")
             else:
                 self._responses.append(event)
@@ -220,7 +218,7 @@ class AtClient:
 
     @contextlib.contextmanager
     def _running(self, command: str | bytes, expects_prompt: bool):
-        """Write a command line; while it runs, framing errors belong to it, not to anomalies."""
+        """Write a command line; while it runs, framing errors belong to it (they fail it)."""
         with self._cond:
             self._responses.clear()              # stray lines from before belong to nobody
             data = self._engine.command(command, expects_prompt=expects_prompt)
@@ -353,11 +351,6 @@ class AtClient:
                               expected=f"no {name!r} for link {link_id} within {within:g} s",
                               received=describe_urc(event), clauses=self.clauses)
 
-    def expect_reboot(self) -> None:
-        """A reset is on its way (a hardware reset): boot output until `ready` is expected."""
-        with self._cond:
-            self._rebooting = True
-
     def assert_no_unexpected_output(self) -> None:
         """Fail with the bytes if the device printed anything that is neither the answer to a
         command nor a documented URC since the test began."""
@@ -399,7 +392,6 @@ class AtClient:
         dropped = self.drain()
         with self._cond:
             self.urc_history = []
-            self.anomalies = []
             self.unexpected = []
             self.commands_sent = []
             self._transcript = []

@@ -50,7 +50,7 @@ _CATALOG = (
     _d("timeout-zero-refused", "WSOPEN.timeout_ms.range",
        "AT+WSOPEN <timeout_ms> checked as [1,180000]: 0 or an empty field answers ERROR", "KD-1",
        range_skew=(("AT+WSOPEN", "timeout_ms", 1, 0),), empty_timeout_refused=True),
-    _d("teardown-blocks", "WSOPEN.timeout_ms.effect",
+    _d("teardown-blocks", ("WSOPEN.timeout_ms.effect", "WSOPEN.timeout_ms.default"),
        "a failed or timed-out open answers ERROR only once the library's attempt (10 s) or its "
        "reconnect wait (5 s) has ended", "KD-2", teardown_blocks=True),
     _d("closed-link-removed-at-once", "WSOPEN.state.closing",

@@ -71,11 +71,12 @@ TRANSITIONS: dict[LinkState, frozenset[LinkState]] = {
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """AT+WSCFG values, copied into a link when it is opened."""
+    """AT+WSCFG values, copied into a link when it is opened (Device.default_link_config when
+    none was given)."""
 
-    ping_intv_sec: int = _SPEC.default("AT+WSCFG", "ping_intv_sec")
-    ping_timeout_sec: int = _SPEC.default("AT+WSCFG", "ping_timeout_sec")
-    buffer_size: int = _SPEC.default("AT+WSCFG", "buffer_size")
+    ping_intv_sec: int
+    ping_timeout_sec: int
+    buffer_size: int
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class LinkHost(Protocol):
     fw: Behaviour
 
     def emit(self, data: bytes) -> None: ...
+
+    def default(self, command: str, name: str) -> int: ...
 
     def link_finished(self, link: "Link") -> None: ...
 
@@ -233,7 +236,7 @@ class Link:
         failure +WS_DISCONNECTED is printed here, at the moment the firmware would print it."""
         timeout_ms = self.open_timeout_ms
         if self.fw.open_timeout_ignored:
-            timeout_ms = _SPEC.default("AT+WSOPEN", "timeout_ms")
+            timeout_ms = self.host.default("AT+WSOPEN", "timeout_ms")
         timeout_s = timeout_ms / 1000 if timeout_ms else self.host.timings.network_timeout_s
         if self.fw.teardown_blocks:
             connected = await self._open_with_blocking_teardown(timeout_s)
@@ -299,7 +302,7 @@ class Link:
             self.close_sent_at = self._loop.time()
         transport = writer.transport
         if self.fw.send_timeout_ignored:
-            timeout_ms = _SPEC.default("AT+WSSEND", "timeout_ms")
+            timeout_ms = self.host.default("AT+WSSEND", "timeout_ms")
         if timeout_ms == 0:
             # No wait at all: succeed only if TCP took everything at once (BEHAVIOUR.md "Sending").
             if transport.get_write_buffer_size() == 0 and not transport.is_closing():

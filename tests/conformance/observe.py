@@ -6,14 +6,18 @@ from esp_at.commands import wsclose
 from esp_at.errors import DeviceViolation
 
 from fixtures import margins
-from fixtures.links import link_states, open_link
+import spec
+from fixtures.links import configure, link_states, open_link
 from fixtures.verdicts import check
 
+SPEC = spec.load()
 # A message that fits one TCP segment on any LAN (MSS 1436 on Wi-Fi): written at once, it is all
 # there at the device's first read, so each read fills min(buffer_size, what is left).
 WITNESS_LENGTH = 1200
 # A buffer size no default has: the chunks of a witness message show whether it is in force.
 WITNESS_BUFFER = 100
+OK = b"\r\nOK\r\n"                            # BEHAVIOUR.md Exact bytes
+ERROR = b"\r\nERROR\r\n"
 
 
 def buffer_size_in_force(at: AtClient, endpoint, link_id: int) -> int:
@@ -28,6 +32,23 @@ def buffer_size_in_force(at: AtClient, endpoint, link_id: int) -> int:
     with check("WSCLOSE.set"):
         at.cmd(wsclose(link_id), timeout=margins.WSCLOSE_ANSWER_S).expect(b"OK")
     return max(len(c) for c in chunks)
+
+
+def witness_config(at: AtClient, link_id: int = 0) -> None:
+    """A configuration of `link_id` whose buffer size (WITNESS_BUFFER) shows in a message's chunks."""
+    configure(at, link_id, SPEC.default("AT+WSCFG", "ping_intv_sec"),
+              SPEC.default("AT+WSCFG", "ping_timeout_sec"), WITNESS_BUFFER)
+
+
+def refused_and_config_kept(at: AtClient, endpoint, line: str) -> None:
+    """`line` (an AT+WSCFG) answers ERROR and nothing else, and link 0 still runs with the
+    witness configuration set before it."""
+    witness_config(at)
+    at.cmd(line).expect(b"ERROR", lines=[])
+    in_force = buffer_size_in_force(at, endpoint, 0)
+    assert in_force == WITNESS_BUFFER, (
+        f"the refused {line!r} changed link 0: it opened with buffer {in_force}; the last "
+        f"accepted AT+WSCFG set {WITNESS_BUFFER}")
 
 
 def exact_answer(response: Response, answer: bytes, clause: str) -> None:

@@ -9,7 +9,7 @@ import spec
 from wire.frames import OP_BINARY, OP_TEXT, encode_frame
 
 from fixtures import margins
-from fixtures.links import open_link, state_of, wait_link_closed
+from fixtures.links import lose_connection, open_link, state_of, wait_link_closed
 from fixtures.verdicts import check, deviation
 
 SPEC = spec.load()
@@ -95,16 +95,10 @@ def test_closed_link_shows_0_or_is_gone(at, connected, ws_endpoint):
         time.sleep(POLL_S)
 
 
-def lose_connection(at, connected, endpoint, link_id):
-    connected(link_id)
-    endpoint.drop()
-    with check("URC.WS_DISCONNECTED"):
-        return at.wait_urc(b"+WS_DISCONNECTED", link_id, timeout=margins.SERVER_SEES_IT_S)
-
-
 @pytest.mark.clause("URC.WS_DISCONNECTED")
 def test_lost_connection_prints_disconnected_once(at, connected, ws_endpoint):
-    urc = lose_connection(at, connected, ws_endpoint, 2)
+    connected(2)
+    urc = lose_connection(at, ws_endpoint, 2)
     assert urc.raw == b"+WS_DISCONNECTED:2\r\n", f"+WS_DISCONNECTED is not byte-exact: {urc.raw!r}"
     at.expect_no_urc(b"+WS_DISCONNECTED", 2, within=margins.QUIET_S)
     at.expect_no_urc(b"+WS_CLOSED", 2, within=0)
@@ -112,7 +106,8 @@ def test_lost_connection_prints_disconnected_once(at, connected, ws_endpoint):
 
 @pytest.mark.clause("WSOPEN.state.wait_reconnect")
 def test_lost_connection_waits_in_state_3(at, connected, ws_endpoint):
-    lose_connection(at, connected, ws_endpoint, 2)
+    connected(2)
+    lose_connection(at, ws_endpoint, 2)
     state = state_of(at, 2)
     assert state == WAIT_RECONNECT, f"after a TCP reset AT+WSOPEN? must show state 3; shows {state}"
 
@@ -136,9 +131,7 @@ def poll_state(at, link_id, wanted, timeout):
 def test_state_1_while_reconnecting(at, connected, ws_endpoint):
     connected(0)
     ws_endpoint.stall_handshake()                # the reconnect attempt hangs in its handshake
-    ws_endpoint.drop()
-    with check("URC.WS_DISCONNECTED"):
-        at.wait_urc(b"+WS_DISCONNECTED", 0, timeout=margins.SERVER_SEES_IT_S)
+    lose_connection(at, ws_endpoint, 0)
     seen = poll_state(at, 0, RECONNECTING, margins.RECONNECT_MAX_S)
     assert seen[0] == WAIT_RECONNECT, f"expected 3 (waiting) before 1 (reconnecting); saw {seen}"
     ws_endpoint.wait_connection(timeout=margins.SERVER_SEES_IT_S, count=2)
@@ -155,9 +148,7 @@ def test_reconnects_after_the_wait_with_the_same_request(at, ws_endpoint):
         at.cmd(f"AT+WSCFG=0,{interval},60").expect(b"OK")
     open_link(at, 0, f"{ws_endpoint.url}?token=abc%20def", subprotocol="chat.v1")
     first = ws_endpoint.wait_connection(timeout=margins.SERVER_SEES_IT_S)
-    ws_endpoint.drop()
-    with check("URC.WS_DISCONNECTED"):
-        at.wait_urc(b"+WS_DISCONNECTED", 0, timeout=margins.SERVER_SEES_IT_S)
+    lose_connection(at, ws_endpoint, 0)
     lost_at = first.closed_at
     again = ws_endpoint.wait_connection(timeout=margins.RECONNECT_MAX_S + margins.SERVER_SEES_IT_S,
                                         count=2)
@@ -172,6 +163,11 @@ def test_reconnects_after_the_wait_with_the_same_request(at, ws_endpoint):
     assert state_of(at, 0) == ESTABLISHED
     pings = ws_endpoint.wait_frames(lambda rf: rf.frame.opcode == 0x9 and rf.time > again.handshake.time,
                                     2, timeout=2 * margins.ping_gap_bounds(interval)[1] + 1)
+    # The ping clock ran on through the wait, so the first ping is overdue: within about a tick.
+    first_after = pings[0].time - again.handshake.time
+    assert first_after <= margins.TIMER_TICK_S + 2 * margins.NETWORK_JITTER_S, (
+        f"the first ping came {first_after:.2f} s after the reconnect; BEHAVIOUR.md: within about "
+        f"{margins.TIMER_TICK_S:g} s")
     gap = pings[1].time - pings[0].time
     lo, hi = margins.ping_gap_bounds(interval)
     assert lo <= gap <= hi, f"pings after the reconnect are {gap:.2f} s apart; expected {interval} s"
@@ -182,9 +178,7 @@ def test_reconnects_after_the_wait_with_the_same_request(at, ws_endpoint):
 def test_one_disconnected_per_failed_attempt(at, connected, ws_endpoint):
     connected(1)
     ws_endpoint.refuse_handshake(503)            # every reconnect attempt fails
-    ws_endpoint.drop()
-    with check("URC.WS_DISCONNECTED"):
-        at.wait_urc(b"+WS_DISCONNECTED", 1, timeout=margins.SERVER_SEES_IT_S)
+    lose_connection(at, ws_endpoint, 1)
     for attempt in (2, 3):                       # two failed attempts
         ws_endpoint.wait_connection(timeout=margins.RECONNECT_MAX_S + margins.SERVER_SEES_IT_S,
                                     count=attempt)
@@ -198,14 +192,13 @@ def test_one_disconnected_per_failed_attempt(at, connected, ws_endpoint):
 @pytest.mark.clause("WSOPEN.reconnect.clean")
 def test_message_cut_by_a_lost_connection_leaves_nothing_behind(at, connected, ws_endpoint):
     """FD F4: a frame cut off mid-payload must not swallow the first bytes after the reconnect."""
-    connected(0, cfg=(10, 120, 1024))
+    connected(0, cfg=(10, 120, SPEC.default("AT+WSCFG", "buffer_size")))
     head = encode_frame(OP_BINARY, bytes(3000))[:4]       # a 3000-byte frame's header
     ws_endpoint.send_raw(head + bytes(range(200)) * 5)   # and 1000 of its bytes
     with check("URC.WS_DATA"):
         at.wait_ws_data(0, 1000, timeout=margins.SERVER_SEES_IT_S)
-    ws_endpoint.drop()
+    lose_connection(at, ws_endpoint, 0)
     with check("WSOPEN.reconnect"):
-        at.wait_urc(b"+WS_DISCONNECTED", 0, timeout=margins.SERVER_SEES_IT_S)
         ws_endpoint.wait_connection(timeout=margins.RECONNECT_MAX_S + margins.SERVER_SEES_IT_S,
                                     count=2)
         at.wait_urc(b"+WS_CONNECTED", 0, timeout=margins.SERVER_SEES_IT_S)

@@ -9,10 +9,11 @@ import spec
 from esp_at.commands import WSOPEN_QUERY, quote
 
 from fixtures import margins
-from fixtures.links import (configure, frames_until_marker, link_states, open_link,
+from fixtures.links import (frames_until_marker, link_states, open_link,
                             wsopen_answer_timeout)
 from fixtures.verdicts import check
-from tests.conformance.observe import WITNESS_BUFFER, WITNESS_LENGTH, buffer_size_in_force
+from tests.conformance.observe import (WITNESS_BUFFER, WITNESS_LENGTH, buffer_size_in_force,
+                                       refused_and_config_kept, witness_config)
 
 SPEC = spec.load()
 ESTABLISHED = SPEC.state("established")
@@ -40,11 +41,7 @@ MALFORMED_WSCFG = {
 @pytest.mark.clause("PARAMS.malformed")
 @pytest.mark.parametrize("line", MALFORMED_WSCFG.values(), ids=MALFORMED_WSCFG.keys())
 def test_malformed_wscfg_is_refused_and_changes_nothing(at, ws_endpoint, line):
-    configure(at, 0, 10, 120, WITNESS_BUFFER)
-    at.cmd(line).expect(b"ERROR", lines=[])
-    in_force = buffer_size_in_force(at, ws_endpoint, 0)
-    assert in_force == WITNESS_BUFFER, (
-        f"the refused {line!r} changed link 0: buffer {in_force}, was {WITNESS_BUFFER}")
+    refused_and_config_kept(at, ws_endpoint, line)
 
 
 def malformed_wsopen(url: str) -> dict[str, str]:
@@ -123,7 +120,7 @@ def test_malformed_wsclose_is_refused_and_closes_nothing(at, connected, ws_endpo
 def test_leading_zeros_are_decimal_or_refused(at, ws_endpoint):
     """AMBIGUITIES P-2: leading zeros read as decimal (007 is 7), or the line is refused; never
     another number."""
-    configure(at, 0, 10, 120, WITNESS_BUFFER)
+    witness_config(at)
     response = at.cmd("AT+WSCFG=00,010,0120,0064")
     in_force = buffer_size_in_force(at, ws_endpoint, 0)
     expected = {b"OK": 64, b"ERROR": WITNESS_BUFFER}.get(response.final)
@@ -133,7 +130,7 @@ def test_leading_zeros_are_decimal_or_refused(at, ws_endpoint):
 
 @pytest.mark.clause("PARAMS.empty_optional")
 def test_empty_buffer_size_is_the_default(at, ws_endpoint):
-    configure(at, 0, 10, 120, WITNESS_BUFFER)
+    witness_config(at)
     at.cmd("AT+WSCFG=0,10,120,").expect(b"OK", lines=[])
     in_force = buffer_size_in_force(at, ws_endpoint, 0)
     assert in_force == min(SPEC.default("AT+WSCFG", "buffer_size"), WITNESS_LENGTH), (
@@ -177,7 +174,10 @@ def test_escaped_characters_reach_the_wire_plain(at, ws_endpoint):
         at.cmd(WSOPEN_QUERY).expect(b"OK", lines=[f'+WSOPEN:0,{ESTABLISHED},"{uri}"'.encode()])
 
 
-def wsopen_line_of(length: int, url: str, timeout_ms: int = 15000) -> str:
+DEFAULT_OPEN_MS = SPEC.default("AT+WSOPEN", "timeout_ms")
+
+
+def wsopen_line_of(length: int, url: str, timeout_ms: int = DEFAULT_OPEN_MS) -> str:
     """An AT+WSOPEN line of exactly `length` bytes: the URI's query pads it."""
     head = f"AT+WSOPEN=0,{quote(url + '?pad=')}"
     tail = f",,{timeout_ms}"
@@ -190,7 +190,7 @@ def wsopen_line_of(length: int, url: str, timeout_ms: int = 15000) -> str:
 def test_a_256_byte_line_is_taken_whole(at, ws_endpoint):
     line = wsopen_line_of(LINE_MAX, ws_endpoint.url)
     assert len(line) == LINE_MAX
-    at.cmd(line, timeout=wsopen_answer_timeout(15000)).expect(b"OK")
+    at.cmd(line, timeout=wsopen_answer_timeout(DEFAULT_OPEN_MS)).expect(b"OK")
     handshake = ws_endpoint.wait_connection(timeout=margins.SERVER_SEES_IT_S).handshake
     assert handshake.query == "pad=" + line.split("?pad=")[1].split('"')[0], handshake
 
@@ -199,7 +199,7 @@ def test_a_256_byte_line_is_taken_whole(at, ws_endpoint):
 def test_a_257_byte_line_is_refused(at, ws_endpoint):
     # Cut to 256 bytes this line would still be a valid AT+WSOPEN (timeout 15000 -> 1500).
     line = wsopen_line_of(LINE_MAX + 1, ws_endpoint.url)
-    response = at.cmd(line, timeout=wsopen_answer_timeout(15000))
+    response = at.cmd(line, timeout=wsopen_answer_timeout(DEFAULT_OPEN_MS))
     response.expect(b"ERROR")
     assert not ws_endpoint.connections, f"a {len(line)}-byte line was run: {ws_endpoint.connections}"
     assert link_states(at) == {}

@@ -12,13 +12,11 @@ from fixtures import margins
 from fixtures.links import (command_in_background, link_states, open_link, send_ok, state_of,
                             wsopen_answer_timeout)
 from fixtures.verdicts import check, deviation
-from tests.conformance.observe import exact_answer
+from tests.conformance.observe import ERROR, OK, exact_answer
 from tests.conformance.ranges import range_cases
 
 SPEC = spec.load()
 ESTABLISHED = SPEC.state("established")
-OK = b"\r\nOK\r\n"
-ERROR = b"\r\nERROR\r\n"
 
 
 @pytest.mark.clause("WSOPEN.query.none")
@@ -232,7 +230,7 @@ def test_parameter_range(at, ws_endpoint, case):
         assert not ws_endpoint.connections, "an out-of-range AT+WSOPEN still connected"
         assert link_states(at) == {}, "an out-of-range AT+WSOPEN left a link"
         return
-    if case.param == "timeout_ms" and case.value == 0 and response.final == b"ERROR":
+    if case.param == "timeout_ms" and case.value == 0 and refused_by_range(at, ws_endpoint, response):
         with deviation(case.clause):             # KD-1: shipping firmware checks [1,180000]
             response.expect(b"OK")
     response.expect(b"OK")
@@ -242,11 +240,19 @@ def test_parameter_range(at, ws_endpoint, case):
     assert state_of(at, link_id) == ESTABLISHED
 
 
+def refused_by_range(at, endpoint, response) -> bool:
+    """KD-1's signature: ERROR at once, as a range check answers: no connection was tried."""
+    return response.final == b"ERROR" and not endpoint.connections and not any(
+        getattr(e, "name", None) == b"+WS_DISCONNECTED" for e in at.urc_history)
+
+
 @pytest.mark.clause("WSOPEN.timeout_ms.range")
 def test_empty_timeout_is_the_default(at, ws_endpoint):
-    # The seed's [,<timeout_ms>] may be written empty; the default applies (AMBIGUITIES P-3).
-    response = at.cmd(f"AT+WSOPEN=0,{quote(ws_endpoint.url)},,", timeout=wsopen_answer_timeout(None))
-    if response.final == b"ERROR":
+    # The seed's [,<timeout_ms>] may be written empty; the default applies (AMBIGUITIES P-3). The
+    # subprotocol is given (empty: none), so only the timeout field is empty.
+    response = at.cmd(f'AT+WSOPEN=0,{quote(ws_endpoint.url)},"",',
+                      timeout=wsopen_answer_timeout(None))
+    if refused_by_range(at, ws_endpoint, response):
         with deviation("WSOPEN.timeout_ms.range"):   # KD-1: an empty field answers ERROR
             response.expect(b"OK")
     response.expect(b"OK")
@@ -261,12 +267,11 @@ def timed_open_against_silent_server(at, endpoint, timeout_ms):
     return response, time.monotonic() - started
 
 
-def kd2_like(took: float, failed_attempt_wait: bool = False) -> bool:
-    """KD-2's signature against a silent host: ERROR when the library's own attempt ends, about
-    10 s after the command, whatever timeout_ms said; when that attempt ended before timeout_ms,
-    the AT layer gave up then and the teardown waits up to a reconnect check more."""
+def kd2_like(took: float) -> bool:
+    """KD-2's signature against a silent host: the library's own attempt ends (and with it the
+    wait, or +WS_DISCONNECTED) about 10 s after the command, whatever timeout_ms said."""
     lo, hi = margins.open_timeout_bounds(margins.KD2_ERROR_S)
-    return lo <= took <= hi + (SPEC.timing.reconnect_check_s if failed_attempt_wait else 0)
+    return lo <= took <= hi
 
 
 @pytest.mark.clause("WSOPEN.timeout_ms.effect")
@@ -292,15 +297,24 @@ def test_default_timeout_is_15_s(at, ws_endpoint):
     default_s = SPEC.default("AT+WSOPEN", "timeout_ms") / 1000
     ws_endpoint.stall_handshake()
     started = time.monotonic()
-    response = at.cmd(wsopen(0, ws_endpoint.url), timeout=wsopen_answer_timeout(None))
+    pending = command_in_background(at, wsopen(0, ws_endpoint.url), wsopen_answer_timeout(None))
+    try:                                         # when the attempt is given up, if it is said
+        at.wait_urc(b"+WS_DISCONNECTED", 0, timeout=wsopen_answer_timeout(None))
+        urc_after = time.monotonic() - started
+    except AssertionError:
+        urc_after = None
+    response = pending.result()
     took = time.monotonic() - started
     response.expect(b"ERROR")
     lo, hi = margins.open_timeout_bounds(default_s)
-    if not lo <= took <= hi and kd2_like(took, failed_attempt_wait=True):
-        # The library's 10 s attempt ended first and the AT layer gave up then (KD-2).
-        with deviation("WSOPEN.timeout_ms.effect"):
-            raise AssertionError(f"no timeout_ms against a silent server: ERROR after {took:.2f} s, "
-                                 f"at the end of the library's own attempt (KD-2); expected "
+    if not lo <= took <= hi and urc_after is not None and kd2_like(urc_after) \
+            and took - urc_after >= margins.TIMER_TICK_S:
+        # KD-2's signature: the library's own 10 s attempt failed (+WS_DISCONNECTED), the AT
+        # layer gave up then, and its teardown waited for the next reconnect check (ERROR later).
+        with deviation("WSOPEN.timeout_ms.default"):
+            raise AssertionError(f"no timeout_ms against a silent server: +WS_DISCONNECTED after "
+                                 f"{urc_after:.2f} s, when the library's own attempt ended, and "
+                                 f"ERROR after {took:.2f} s (KD-2); expected ERROR after "
                                  f"{default_s:g} s")
     assert lo <= took <= hi, (
         f"no timeout_ms against a silent server; expected ERROR after {lo:.2f}-{hi:.2f} s "
