@@ -125,6 +125,8 @@ class AtClient:
         if self._recording:
             self._transcript.append((time.monotonic(), "<<", data))
         for event in self._engine.feed(data):
+            if isinstance(event, Prompt):
+                self._prompted = True
             if isinstance(event, Ready):
                 if not self._rebooting:
                     self._note_unexpected(b"ready\r\n", "nobody asked for a reset: the device "
@@ -151,8 +153,6 @@ class AtClient:
     def _ends_command(self, event: Event) -> bool:
         """A final result, except the OK that precedes a data prompt; `busy p...` before the
         prompt (after it, busy answers extra input while the data is being sent)."""
-        if isinstance(event, Prompt):
-            self._prompted = True
         if isinstance(event, Busy):
             return not self._prompted
         return isinstance(event, Final) and not event.before_prompt

@@ -124,9 +124,7 @@ class Device:
             self._sink(data)
 
     def shutdown(self) -> None:
-        for link in list(self.links.values()):
-            self.remove_link(link)
-            link.destroy()
+        self._drop_links()
         if self._command_task is not None:
             self._command_task.cancel()
 
@@ -184,25 +182,28 @@ class Device:
             self.link_configs.pop(link.link_id, None)
 
     def crash(self, reason: str) -> None:
-        """(defects) The firmware crashes: every link dropped, boot banner, `ready`."""
+        """(defects) The firmware crashes: what a reboot forgets is gone, boot banner, `ready`."""
         log.warning("the modelled firmware crashes: %s", reason)
+        self._power_on()
+        self.emit(BOOT_NOISE + READY)
+
+    def _drop_links(self) -> None:
         for link in list(self.links.values()):
             self.remove_link(link)
-            link.destroy()
+            link.destroy()  # dropped without close frames
+
+    def _power_on(self) -> None:
+        """What every boot starts from: no links, no WSCFG, echo on (Wi-Fi is kept in flash)."""
+        self._drop_links()
         self.link_configs.clear()
         self.echo = True
-        self.emit(BOOT_NOISE + READY)
 
     # ---- AT+RST ---------------------------------------------------------------------------
 
     def reboot(self) -> Reply:
         self.emit(OK)
         self._mode = Mode.REBOOTING
-        for link in list(self.links.values()):
-            self.remove_link(link)
-            link.destroy()  # dropped without close frames
-        self.link_configs.clear()
-        self.echo = True
+        self._power_on()
         self._line.clear()
         self._busy_input.clear()
         return reboot_sequence(self)

@@ -284,6 +284,11 @@ class Link:
             await self._run()
 
     @property
+    def reconnecting(self) -> bool:
+        """Waiting to reconnect (state 3) or trying (state 1) after an abort."""
+        return self.state in (LinkState.WAIT_RECONNECT, LinkState.CONNECTING)
+
+    @property
     def can_send(self) -> bool:
         """Connected, and (seed model) the host has not sent its own close frame yet."""
         return (self.state == LinkState.CONNECTED and self._writer is not None

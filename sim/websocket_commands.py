@@ -156,7 +156,7 @@ def wssend_set(dev: "Device", args: str) -> Reply:
             and not fw.control_frame_size_unchecked):
         return ERROR  # RFC 6455 §5.5: refused before the prompt, nothing sent
     link = dev.links.get(link_id)
-    waiting = link is not None and link.state in (LinkState.WAIT_RECONNECT, LinkState.CONNECTING)
+    waiting = link is not None and link.reconnecting
     if link is None or not (link.can_send or (waiting and fw.send_ok_when_waiting)):
         return ERROR  # not connected: ERROR before the prompt
 
@@ -194,7 +194,7 @@ def wsclose_set(dev: "Device", args: str) -> Reply:
 
 async def _close(dev: "Device", link: Link) -> bytes:
     fw = dev.fw
-    waiting = link.state in (LinkState.WAIT_RECONNECT, LinkState.CONNECTING)
+    waiting = link.reconnecting
     if waiting and fw.wsclose_waits_reconnect and link.wait_ends_at is not None:
         await asyncio.sleep(max(0.0, link.wait_ends_at - asyncio.get_running_loop().time()))
     elif not waiting and fw.wsclose_answer_delay_s:
