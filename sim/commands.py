@@ -58,13 +58,14 @@ def _rst(dev: "Device", args: str) -> Reply:
 
 
 def _gmr(dev: "Device", args: str) -> Reply:
+    """ESP-AT prints its app descriptor's version as the Bin version: the image the chip booted."""
     defects = "+".join(sorted(dev.defect_names)) or "none"
     return info(
         f"AT version:{MODEL_VERSION}(esp-at-ws reference model - profile {dev.profile.name}"
         f" - defects {defects} - ESP32C2)",
         f"SDK version:{SDK_VERSION}",
         f"compile time(sim):profile {dev.profile.name} doc {dev.profile.doc_date}",
-        f"Bin version:v{MODEL_VERSION}(ESP32C2-SIM-{dev.profile.name})",
+        f"Bin version:{dev.chip.app_version}(ESP32C2-4MB)",
     )
 
 
@@ -123,8 +124,9 @@ def _cipsta_query(dev: "Device", args: str) -> Reply:
     return info(f'+CIPSTA:ip:"{ip}"', f'+CIPSTA:gateway:"{ip}"', '+CIPSTA:netmask:"255.0.0.0"')
 
 
-async def reboot_sequence(dev: "Device") -> bytes:
-    """AT+RST after its OK: quiet, optional boot noise, `ready`; Wi-Fi rejoins from flash."""
+async def boot_sequence(dev: "Device") -> bytes:
+    """From reset to `ready` on the AT port: quiet, optional boot noise, `ready`; Wi-Fi rejoins
+    from flash. (AT+RST, a crash, or the board's EN line.)"""
     await asyncio.sleep(dev.timings.rst_quiet_s)
     if dev.boot_noise:
         dev.emit(BOOT_NOISE)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import spec
-from sim.commands import BOOT_NOISE, COMMANDS, reboot_sequence
+from sim.commands import BOOT_NOISE, COMMANDS, MODEL_VERSION, boot_sequence
 from sim.defects import Defect, behaviour_for, resolve
 from sim.link import Link, LinkConfig
 from sim.params import MAX_COMMAND_LINE_BYTES, ParamError
@@ -38,6 +38,21 @@ class Mode(enum.Enum):
     DATA = "data"            # AT+WSSEND: taking raw bytes after '>'
     BUSY = "busy"            # a command is executing: new lines get `busy p...`
     REBOOTING = "rebooting"  # AT+RST: input is lost
+
+
+class BareChip:
+    """What the AT firmware sees of the chip it runs on when nothing models the board around it
+    (sim.board.Board does): it always boots, prints nothing on UART0, and runs the model's own
+    version."""
+
+    app_version = f"v{MODEL_VERSION}"
+
+    def software_reset(self, reason: str) -> bool:
+        """The chip resets itself (AT+RST, a panic); True when the app boots again."""
+        return True
+
+    def panic(self, reason: str) -> None:
+        """The firmware crashed: the panic printout on UART0."""
 
 
 @dataclass
@@ -84,7 +99,9 @@ class Device:
     sink given to `attach`. Must be fed from the event loop that runs its links."""
 
     def __init__(self, profile: str | Profile = "seed", defects: Iterable[str] = (), *,
-                 timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False) -> None:
+                 timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False,
+                 chip: BareChip | None = None) -> None:
+        self.chip = chip or BareChip()
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.defects: tuple[Defect, ...] = resolve(defects)
         self.fw = behaviour_for(self.defects)       # every knob a defect may turn
@@ -182,10 +199,43 @@ class Device:
             self.link_configs.pop(link.link_id, None)
 
     def crash(self, reason: str) -> None:
-        """(defects) The firmware crashes: what a reboot forgets is gone, boot banner, `ready`."""
+        """(defects) The firmware crashes: the panic on UART0, the chip resets, what a reboot
+        forgets is gone, boot banner and `ready` once it is up again."""
         log.warning("the modelled firmware crashes: %s", reason)
+        self.chip.panic(reason)
         self._power_on()
-        self.emit(BOOT_NOISE + READY)
+        if not self.chip.software_reset("RTC_SW_CPU_RST"):
+            self.power_off()
+            return
+        self.emit(BOOT_NOISE)
+        self._mode = Mode.REBOOTING
+        self._start(boot_sequence(self))      # replaces the command that crashed: no answer
+
+    @property
+    def starting(self) -> bool:
+        """Between a reset and `ready`."""
+        return self._mode is Mode.REBOOTING or (self._mode is Mode.BUSY and self._data is None
+                                                 and self._command_task is not None)
+
+    def power_off(self) -> None:
+        """The chip is held in reset or stopped: links die without close frames, a running
+        command never ends, input is lost until the next boot."""
+        self._drop_links()
+        if self._command_task is not None:
+            self._command_task.cancel()
+            self._command_task = None
+        if self._data is not None and self._data.idle_timer is not None:
+            self._data.idle_timer.cancel()
+        self._data = None
+        self._mode = Mode.REBOOTING
+
+    def cold_boot(self) -> None:
+        """Out of reset into the AT firmware: a fresh state, then `ready` (sim.board.Board)."""
+        self.power_off()
+        self._power_on()
+        self._line.clear()
+        self._busy_input.clear()
+        self._start(boot_sequence(self))
 
     def _drop_links(self) -> None:
         for link in list(self.links.values()):
@@ -201,12 +251,20 @@ class Device:
     # ---- AT+RST ---------------------------------------------------------------------------
 
     def reboot(self) -> Reply:
+        """AT+RST: OK, then a software reset of the chip; `ready` once the app is up again (never,
+        when the chip cannot boot what its flash now holds)."""
         self.emit(OK)
         self._mode = Mode.REBOOTING
         self._power_on()
         self._line.clear()
         self._busy_input.clear()
-        return reboot_sequence(self)
+        if not self.chip.software_reset("RTC_SW_CPU_RST"):
+            return self._never()
+        return boot_sequence(self)
+
+    async def _never(self) -> bytes:
+        await asyncio.Event().wait()
+        return b""
 
     def finish_reboot(self) -> None:
         self._mode = Mode.BUSY  # until the reboot "command" prints ready and ends

@@ -3,7 +3,7 @@ scripted device."""
 import pytest
 
 from esp_at.client import AtClient
-from fixtures.device import (DeviceUnderTest, configured_links, default_wscfg,
+from fixtures.device import (DeviceUnderTest, SessionStop, configured_links, default_wscfg,
                              Worker, port_for_this_worker)
 from tests.unit.test_client import ScriptedDevice
 
@@ -42,7 +42,7 @@ def test_profile_commands_present(scripted):
 def test_missing_websocket_command_stops_the_session_with_a_reason(scripted):
     device, dut = scripted
     device.answers[b"AT+CMD?"] = CMD_LIST.replace(b'"AT+WSSEND"', b'"AT+OTHER"') + b"\r\nOK\r\n"
-    with pytest.raises(RuntimeError, match=r"lacks AT\+WSSEND .*WebSocket command support"):
+    with pytest.raises(SessionStop, match=r"lacks AT\+WSSEND .*WebSocket command support"):
         dut.check_commands()
 
 
