@@ -5,10 +5,14 @@ The state codes are the client library's (BEHAVIOUR.md "The state codes"); every
 goes through `_enter`, checked against TRANSITIONS. Frames are built by hand with wire.frames
 because the model must send what the firmware sends, including frames libraries refuse to produce.
 Where a firmware defect changes behaviour, the code reads its knob (`self.fw.*`, sim/behaviour.py).
+With board-like timing (sim/timing.py BOARD_TIMINGS) the keepalive timers are checked on the client
+loop's tick (`_keepalive_on_ticks`) and the TCP traffic goes through a network delay
+(`_DelayedReader`, `_DelayedWriter`); with the plain timings neither runs.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import os
@@ -44,6 +48,8 @@ TCP_SEND_BUFFER = 5760
 READ_SIZE = 4096
 # Small tolerance so a timer that fires a hair early still counts as due.
 TIMER_SLACK_S = 0.002
+# On the tick clock two instants a whole number of ticks apart compare equal despite rounding.
+_TICK_EPSILON_S = 1e-6
 
 
 class LinkState(enum.IntEnum):
@@ -153,7 +159,7 @@ class _Stream:
     arrived. Bytes the handshake read past the response head are served first, or (KD-6) only
     once new bytes arrive."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
+    def __init__(self, reader: asyncio.StreamReader | _DelayedReader) -> None:
         self._reader = reader
         self._held = bytearray()
         self._hold_until_new = False
@@ -183,6 +189,142 @@ class _Stream:
         return bytes(buf)
 
 
+class _DelayedReader:
+    """Board-like timing: the link's receive side behind a network delay. Bytes, the end of the
+    stream and a connection error reach the reader one drawn one-way delay after they arrived,
+    in the order they arrived (sim/timing.py network_delay_s)."""
+
+    def __init__(self, reader: asyncio.StreamReader, timings: Timings) -> None:
+        self._reader = reader
+        self._timings = timings
+        self._loop = asyncio.get_running_loop()
+        self._in_flight: collections.deque[tuple[float, bytes | BaseException]] = \
+            collections.deque()
+        self._last_due = 0.0
+        self._arrived = bytearray()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._pump = self._loop.create_task(self._run(), name="delayed-reader")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                data = await self._reader.read(READ_SIZE)
+                self._send_on(data)
+                if not data:
+                    return
+        except (ConnectionError, OSError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+            self._send_on(exc)
+
+    def _send_on(self, item: bytes | BaseException) -> None:
+        due = max(self._last_due, self._loop.time() + self._timings.network_delay())
+        self._last_due = due
+        self._in_flight.append((due, item))
+        self._loop.call_at(due, self._arrive)
+
+    def _arrive(self) -> None:
+        now = self._loop.time() + TIMER_SLACK_S     # a callback may run a hair before its time
+        while self._in_flight and self._in_flight[0][0] <= now:
+            item = self._in_flight.popleft()[1]
+            if isinstance(item, BaseException):
+                self._error = item
+            elif item:
+                self._arrived += item
+            else:
+                self._eof = True
+        self._changed.set()
+
+    async def read(self, n: int) -> bytes:
+        """At most n bytes of what has arrived, at least one; b"" at end of stream."""
+        while not self._arrived and not self._eof and self._error is None:
+            self._changed.clear()
+            await self._changed.wait()
+        if self._arrived:
+            out = bytes(self._arrived[:n])
+            del self._arrived[:n]
+            return out
+        if self._error is not None:
+            raise self._error
+        return b""
+
+    def stop(self) -> None:
+        self._pump.cancel()
+
+
+_CLOSE = object()   # in a _DelayedWriter's queue: close TCP once everything before it went out
+
+
+class _DelayedWriter:
+    """Board-like timing: the link's send side behind a network delay. Each write is handed to
+    the socket one drawn one-way delay later, in order. Until then its bytes are in flight, and
+    as on a board (whose send buffer keeps bytes until they are acknowledged) they take up the
+    send buffer: drain() returns once at most TCP_SEND_BUFFER bytes are in flight and the socket
+    took everything handed to it. Stands in for the StreamWriter and its transport."""
+
+    def __init__(self, writer: asyncio.StreamWriter, timings: Timings) -> None:
+        self._writer = writer
+        self._timings = timings
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[tuple[float, object]] = collections.deque()
+        self._last_due = 0.0
+        self._closing = False
+        self._progress = asyncio.Event()     # bytes left the wire (or the queue was dropped)
+        self.transport = self                # send() and _write_timed_out use writer.transport
+
+    def write(self, data: bytes) -> None:
+        if not self._closing and data:
+            self._enqueue(bytes(data))
+
+    def _enqueue(self, item: object) -> None:
+        due = max(self._last_due, self._loop.time() + self._timings.network_delay())
+        self._last_due = due
+        self._queue.append((due, item))
+        self._loop.call_at(due, self._hand_over)
+
+    def _hand_over(self) -> None:
+        now = self._loop.time() + TIMER_SLACK_S     # a callback may run a hair before its time
+        while self._queue and self._queue[0][0] <= now:
+            item = self._queue.popleft()[1]
+            if item is _CLOSE:
+                self._writer.close()
+            elif not self._writer.is_closing():
+                self._writer.write(item)
+        self._progress.set()
+
+    def _over_limit(self) -> int:
+        """Bytes written that do not fit the send buffer yet: in flight past TCP_SEND_BUFFER."""
+        in_flight = sum(len(item) for _, item in self._queue if isinstance(item, bytes))
+        return max(0, in_flight - TCP_SEND_BUFFER)
+
+    async def drain(self) -> None:
+        """Until the send buffer holds what was written (high-water mark 0 on the socket)."""
+        while True:
+            await self._writer.drain()
+            if not self._over_limit():
+                return
+            self._progress.clear()
+            await self._progress.wait()
+
+    def get_write_buffer_size(self) -> int:
+        return self._writer.transport.get_write_buffer_size() + self._over_limit()
+
+    def is_closing(self) -> bool:
+        return self._closing or self._writer.is_closing()
+
+    def close(self) -> None:
+        """FIN after what was written, one delay later."""
+        if not self._closing:
+            self._closing = True
+            self._enqueue(_CLOSE)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._queue.clear()
+        self._progress.set()
+        self._writer.transport.abort()
+
+
 class Link:
     def __init__(self, host: LinkHost, link_id: int, uri: str, ws_uri: WsUri, subprotocol: str,
                  config: LinkConfig, open_timeout_ms: int) -> None:
@@ -199,8 +341,8 @@ class Link:
         self.finished = False      # set by the device when it removed the link from its table
         self.was_connected = False
         self._loop = asyncio.get_running_loop()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.StreamReader | _DelayedReader | None = None
+        self._writer: asyncio.StreamWriter | _DelayedWriter | None = None
         self._stream: _Stream | None = None
         self._lifecycle: asyncio.Task[None] | None = None
         # The ping clock starts when the client is created (BEHAVIOUR.md "Keepalive").
@@ -212,6 +354,7 @@ class Link:
         self._fragment_dropped = False           # (defect) the rest of a message is dropped
         self._text_message = False               # the message in progress is text
         self._cut_frame_left = 0                 # payload bytes a lost connection cut off
+        self._data_read = asyncio.Event()        # data was read: the client loop runs (ticks)
 
     # ---- the lifecycle --------------------------------------------------------------------
 
@@ -364,6 +507,10 @@ class Link:
             ssl_ctx = ssl.create_default_context()
             ssl_ctx.check_hostname = False
             ssl_ctx.verify_mode = ssl.CERT_NONE
+        timings = self.host.timings
+        delayed = timings.network_delay_s is not None
+        if delayed:
+            await asyncio.sleep(timings.network_delay())   # the SYN on its way
         reader, writer = await asyncio.open_connection(
             uri.host, uri.port, ssl=ssl_ctx, server_hostname=uri.host if ssl_ctx else None)
         self._reader, self._writer = reader, writer
@@ -372,6 +519,10 @@ class Link:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_SEND_BUFFER)
         # drain() then waits until TCP took every byte: SEND OK means "written".
         writer.transport.set_write_buffer_limits(high=0)
+        if delayed:
+            self._reader = reader = _DelayedReader(reader, timings)
+            self._writer = writer = _DelayedWriter(writer, timings)
+            await asyncio.sleep(timings.network_delay())   # the SYN-ACK on its way back
         key = new_key()
         request = build_request(uri, key, self.subprotocol, self.fw, reconnecting)
         if len(request) > MAX_REQUEST_BYTES:
@@ -386,7 +537,8 @@ class Link:
             self._cut_frame_left = 0
         self._fragment_dropped = False
 
-    async def _read_response_head(self, reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    async def _read_response_head(self, reader: asyncio.StreamReader | _DelayedReader
+                                  ) -> tuple[bytes, bytes]:
         """Read until the blank line that ends the response head; returns it and what came
         behind it. KD-9: the firmware's reads fill a 1024-byte buffer and fail when full."""
         limit = self.fw.handshake_buffer or MAX_RESPONSE_HEADER_BYTES
@@ -407,6 +559,8 @@ class Link:
     def _drop_tcp(self) -> None:
         writer = self._writer
         self._writer = None
+        if isinstance(self._reader, _DelayedReader):
+            self._reader.stop()
         self._reader = None
         self._stream = None
         if writer is not None:
@@ -456,8 +610,9 @@ class Link:
         """State 3, wait, state 1, try; one +WS_DISCONNECTED per failed attempt. False when
         destroyed. The ping clock is not reset: an overdue ping goes out at once."""
         while True:
-            self.wait_ends_at = self._loop.time() + self.host.timings.reconnect_wait_s
-            await asyncio.sleep(self.host.timings.reconnect_wait_s)
+            wait = self.host.timings.reconnect_wait()
+            self.wait_ends_at = self._loop.time() + wait
+            await asyncio.sleep(wait)
             self.wait_ends_at = None
             if await self._connect(self.host.timings.network_timeout_s, reconnecting=True):
                 self._connected()
@@ -488,6 +643,8 @@ class Link:
 
     async def _keepalive(self) -> _Outcome:
         """Ping every ping_intv_sec regardless of traffic (seed); abort on pong timeout."""
+        if self.host.timings.timer_tick_s is not None:
+            return await self._keepalive_on_ticks(self.host.timings.timer_tick_s)
         cfg = self.config
         while True:
             wake = self.next_ping_at
@@ -515,6 +672,42 @@ class Link:
                     if self.pong_wait_since is None or self.fw.pong_clock_restarts_each_ping:
                         self.pong_wait_since = self._loop.time()
                 self.next_ping_at = self._loop.time() + cfg.ping_intv_sec
+
+    async def _keepalive_on_ticks(self, tick_s: float) -> _Outcome:
+        """Board-like timing: the client task's loop runs once when the connection is up, then
+        each time data was read and tick_s after its last run; only then are the timers checked,
+        and a timer is due once more than its value has passed (BEHAVIOUR.md Keepalive). A ping on
+        a quiet link, or a pong timeout, comes one tick late; a ping whose pong came back is late
+        by the pong's round trip."""
+        cfg = self.config
+        now = self._loop.time()
+        while True:
+            if self.close_sent_at is not None:
+                if now - self.close_sent_at > self.host.timings.client_close_wait_s:
+                    log.info("link %d: no close reply from the server", self.link_id)
+                    return _Outcome.HOST_CLOSE_DONE
+                self.next_ping_at = now + cfg.ping_intv_sec  # no pings after our close frame
+            elif (self.pong_wait_since is not None
+                  and now - self.pong_wait_since > cfg.ping_timeout_sec + _TICK_EPSILON_S):
+                log.info("link %d: pong timeout", self.link_id)
+                if self.fw.pong_timeout_sends_close:
+                    self.send_close_frame(1001)
+                return _Outcome.PONG_TIMEOUT
+            elif now > self.next_ping_at + _TICK_EPSILON_S:
+                if not self._pings_off:
+                    if not self._write(encode_frame(OP_PING, b"", mask=True)):
+                        return _Outcome.LOST
+                    if self.pong_wait_since is None or self.fw.pong_clock_restarts_each_ping:
+                        self.pong_wait_since = now
+                self.next_ping_at = now + cfg.ping_intv_sec
+            self._data_read.clear()
+            next_run = now + tick_s
+            try:
+                await asyncio.wait_for(self._data_read.wait(),
+                                       max(0.0, next_run - self._loop.time()))
+                now = self._loop.time()
+            except asyncio.TimeoutError:
+                now = next_run                   # the loop's own clock: a tick after its last run
 
     async def _receive(self) -> _Outcome:
         stream = self._stream
@@ -612,6 +805,7 @@ class Link:
         self._write(encode_frame(OP_PONG, payload, mask=not self.fw.pong_unmasked))
 
     def _data_readable(self) -> None:
+        self._data_read.set()                    # the client task's loop runs (board-like timing)
         if self.fw.ping_clock_restarts_on_data:
             # KD-4: the ping clock restarts whenever data is readable.
             self.next_ping_at = self._loop.time() + self.config.ping_intv_sec

@@ -1,19 +1,29 @@
 """Every timing value of the model, in one place. The firmware's timers come from the spec data
 ([timing] in spec/websocket_at.toml, from BEHAVIOUR.md); the rest are the model's own. Tests may
-shorten the long waits (reconnect) by passing their own `Timings` to `Device`."""
+shorten the long waits (reconnect) by passing their own `Timings` to `Device`.
+
+Two presets, chosen once when the model starts: DEFAULT_TIMINGS (plain: exact timers, answers at
+loopback speed) and BOARD_TIMINGS (`python -m sim --board-like`: what a board on Wi-Fi shows, so
+the suite meets a board's timing without a board)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import random
+from dataclasses import dataclass, field
 
 import spec
 
 _FIRMWARE = spec.load().timing
+# The board-like preset's random draws (network delays, which reconnect waits run late) come from
+# this seed, so a failure seen once can be run again with the same draws.
+BOARD_SEED = 6455
 
 
 @dataclass(frozen=True)
 class Timings:
     # After an abort (pong timeout, TCP reset/EOF) the client waits this long in state 3 before
-    # state 1 (firmware: about 10 s, sometimes 15 s; the model takes the shorter).
+    # state 1 (firmware: about 10 s, sometimes 15 s; the model takes the shorter, unless
+    # reconnect_late_share says otherwise).
     reconnect_wait_s: float = _FIRMWARE.reconnect_wait_s[0]
     # The reconnect wait is checked this often; a stop (KD-2's teardown) waits for the next check.
     reconnect_check_s: float = _FIRMWARE.reconnect_check_s
@@ -33,5 +43,76 @@ class Timings:
     # The library's connect/handshake bound (AT+WSOPEN <timeout_ms> 0, reconnect attempts, KD-2).
     network_timeout_s: float = _FIRMWARE.network_timeout_s
 
+    # ---- board-like timing (None / 0: off, the plain model) ------------------------------------
+    # The client task's loop wakes this often and whenever data was read; the ping interval, the
+    # pong timeout and the wait for a close reply are checked only then, and a timer is due once
+    # MORE than its value has passed (BEHAVIOUR.md Keepalive): on a quiet link a ping or a pong
+    # timeout comes one tick late, with pongs coming back a ping is late by their round trip.
+    timer_tick_s: float | None = None
+    # This share of reconnect waits misses a check and lasts reconnect_check_s longer (10 s, or
+    # 15 s: BEHAVIOUR.md "the wait is checked every 5 s").
+    reconnect_late_share: float = 0.0
+    # One-way delay (uniform in [lo, hi] seconds, drawn per write and per read, order preserved)
+    # on the link's TCP traffic, in each direction; a connect costs one round trip.
+    network_delay_s: tuple[float, float] | None = None
+    # How long the firmware takes to answer an AT command (uniform in [lo, hi]): applied to what
+    # the AT port prints by whoever builds the port's sink (AtOutputDelay below).
+    at_answer_latency_s: tuple[float, float] | None = None
+    # Where the random draws come from (shared by every link of the device).
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def draw(self, span: tuple[float, float]) -> float:
+        lo, hi = span
+        return self.rng.uniform(lo, hi)
+
+    def network_delay(self) -> float:
+        """One way across the network, this time; 0 in the plain model."""
+        return self.draw(self.network_delay_s) if self.network_delay_s is not None else 0.0
+
+    def reconnect_wait(self) -> float:
+        """This wait in state 3: reconnect_wait_s, or one check longer (reconnect_late_share)."""
+        if self.reconnect_late_share and self.rng.random() < self.reconnect_late_share:
+            return self.reconnect_wait_s + self.reconnect_check_s
+        return self.reconnect_wait_s
+
 
 DEFAULT_TIMINGS = Timings()
+
+# A board on a lab's Wi-Fi: the firmware's 1 s timer tick, its 10-or-15 s reconnect wait (10 s
+# three times in four), 2-20 ms one way to the server, AT answers in 1-5 ms. The UART's 115200
+# baud pacing is the AT port's (sim/uart.py).
+BOARD_TIMINGS = Timings(
+    timer_tick_s=_FIRMWARE.timer_tick_s,
+    reconnect_late_share=0.25,
+    network_delay_s=(0.002, 0.020),
+    at_answer_latency_s=(0.001, 0.005),
+    rng=random.Random(BOARD_SEED),
+)
+
+
+class AtOutputDelay:
+    """A sink for Device.attach that hands what the device prints on to `sink` after the
+    firmware's answer latency (at_answer_latency_s), in order; with no latency set, at once.
+    Must be called from the event loop that runs the device."""
+
+    def __init__(self, sink, timings: Timings) -> None:
+        self._sink = sink
+        self._timings = timings
+        self._queue: list[tuple[float, bytes]] = []
+        self._last_due = 0.0
+
+    def __call__(self, data: bytes) -> None:
+        span = self._timings.at_answer_latency_s
+        if span is None:
+            self._sink(data)
+            return
+        loop = asyncio.get_running_loop()
+        due = max(self._last_due, loop.time() + self._timings.draw(span))
+        self._last_due = due
+        self._queue.append((due, data))
+        loop.call_at(due, self._flush)
+
+    def _flush(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self._queue and self._queue[0][0] <= now:
+            self._sink(self._queue.pop(0)[1])
