@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance unit lint check mutation mutation-fast report bench clean
+.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast report bench clean
 
 venv: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ $(VENV)/.installed: requirements.txt
 # The conformance suite against the reference model (or ARGS="--at-port URL"); writes reports/.
 conformance: venv
 	$(BIN)/python -m pytest tests/conformance $(REPORT_ARGS) $(ARGS)
+
+# The suite against the model with a board's timing (UARTs paced at 115200 baud, the firmware's
+# 1 s timer tick, 10-or-15 s reconnect waits, network delay), on both cores; writes reports/.
+conformance-board: venv
+	$(BIN)/python -m pytest tests/conformance --model-timing board -n 2 $(REPORT_ARGS) $(ARGS)
 
 # The project's own tests: engine, client, server, model, wiring.
 unit: venv
@@ -38,7 +43,8 @@ mutation: venv
 mutation-fast: venv
 	$(BIN)/python -m tools.mutation --fast
 
-check: lint unit conformance mutation-fast
+# The plain model's run is the mutation run's clean run; the suite runs once more board-like.
+check: lint unit conformance-board mutation-fast
 
 # The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
 # pinned by package-lock.json; its analytics tag is stripped so the report works offline).

@@ -8,10 +8,15 @@ import logging
 import signal
 import sys
 
+from sim.board import Board, ChipState
+from sim.commands import MODEL_VERSION
 from sim.defects import DEFECTS, FIRMWARE_PRESETS, resolve
 from sim.device import Device
+from sim.flash import Flash
+from sim.image_build import build_factory_image
+from sim.rfc2217 import serve_rfc2217
 from sim.profiles import PROFILES
-from sim.timing import DEFAULT_TIMINGS
+from sim.timing import BOARD_TIMINGS, DEFAULT_TIMINGS
 from sim.transport import serve_pty, serve_socket
 
 
@@ -36,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boot-noise", action="store_true", help="print boot noise on AT+RST")
     p.add_argument("--reconnect-wait", type=float, default=DEFAULT_TIMINGS.reconnect_wait_s,
                    metavar="SECONDS", help="wait in state 3 before reconnecting (default %(default)s)")
+    p.add_argument("--board-like", action="store_true",
+                   help="a board's timing (sim/timing.py BOARD_TIMINGS): the firmware's 1 s timer "
+                        "tick, 10-or-15 s reconnect waits, 2-20 ms network delay each way")
+    p.add_argument("--flash", default=None, metavar="FILE",
+                   help="the board's 4 MB SPI flash, kept in this file across runs (created "
+                        "erased: flash it through UART0 with esptool). Default: a flash in "
+                        "memory holding the model's own ESP-AT image")
+    p.add_argument("--at-rfc2217", action="store_true",
+                   help="serve the AT port (UART1) over RFC 2217, as a lab's esp_rfc2217_server")
     p.add_argument("--list-defects", action="store_true",
                    help="print the named defects (name, clause, KD id, description) and exit")
     p.add_argument("--log-level", default="WARNING", help="logging level on stderr")
@@ -45,21 +59,50 @@ def build_parser() -> argparse.ArgumentParser:
 async def _main(args: argparse.Namespace) -> int:
     try:
         defects = [d.name for d in resolve(list(FIRMWARE_PRESETS[args.firmware]) + args.defect)]
-        timings = dataclasses.replace(DEFAULT_TIMINGS, reconnect_wait_s=args.reconnect_wait)
+        preset = BOARD_TIMINGS if args.board_like else DEFAULT_TIMINGS
+        timings = dataclasses.replace(preset, reconnect_wait_s=args.reconnect_wait)
         device = Device(args.profile, defects, timings=timings, boot_noise=args.boot_noise)
-    except ValueError as exc:
+        board = Board(device, _flash(args.flash), paced=args.board_like)
+    except (ValueError, OSError) as exc:
         print(f"python -m sim: {exc}", file=sys.stderr)
         return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before the port line: a caller may stop us at once
         loop.add_signal_handler(sig, stop.set)
-    port = await (serve_pty(device) if args.pty else serve_socket(device, *args.listen))
+    host = args.listen[0]
+    try:
+        uart0 = await serve_rfc2217(board.uart0, host, on_dtr=board.circuit.set_dtr,
+                                    on_rts=board.circuit.set_rts)
+        if args.pty:
+            port = await serve_pty(board.at_port)
+        elif args.at_rfc2217:
+            port = await serve_rfc2217(board.uart1, *args.listen)
+        else:
+            port = await serve_socket(board.at_port, *args.listen)
+    except OSError as exc:
+        print(f"python -m sim: cannot listen on {host}:{args.listen[1]}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    board.power_on()
+    # Announced once up (or halted), as a board powered before anyone opens its ports.
+    while board.state is ChipState.RUNNING and board.device.starting:
+        await asyncio.sleep(0.01)
+    print(f"UART0 port: {uart0.url}", flush=True)
     print(f"AT port: {port.url}", flush=True)
     await stop.wait()
     device.shutdown()
     await port.close()
+    await uart0.close()
     return 0
+
+
+def _flash(path: str | None) -> Flash:
+    if path is not None:
+        return Flash(path)
+    flash = Flash()
+    flash.write(0, build_factory_image(f"v{MODEL_VERSION}"))
+    return flash
 
 
 def defect_table() -> str:
@@ -78,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        # Every RFC 2217 option esptool sets is an INFO line: noise in a test's model log.
+        logging.getLogger("sim.rfc2217").setLevel(logging.WARNING)
     try:
         return asyncio.run(_main(args))
     except KeyboardInterrupt:  # SIGINT before the loop's own handler was installed

@@ -23,6 +23,7 @@ from sim.device import Device
 from sim.flash import Flash
 from sim.image import Booted, boot, download_banner, panic_log
 from sim.reset_circuit import AutoResetCircuit
+from sim.timing import AtOutputDelay
 from sim.rom.loader import DownloadMode, Reset, RunApp, Send, SetBaud
 from sim.uart import Uart
 
@@ -54,7 +55,9 @@ class Board:
         self._rom: DownloadMode | None = None
         self._rom_output: asyncio.Task[None] | None = None
         device.chip = self
-        device.attach(self._at_output)
+        # What the firmware prints reaches UART1 after its answer latency (board-like timing).
+        self._device_sink = AtOutputDelay(self._at_output, device.timings)
+        device.attach(self._device_sink)
 
     @property
     def at_port(self) -> "_HostSide":
@@ -153,7 +156,7 @@ class _HostSide:
 
     def attach(self, sink) -> None:
         self._board.uart1.attach(sink)
-        self._board.device.attach(self._board._at_output)
+        self._board.device.attach(self._board._device_sink)
 
     def detach(self, sink) -> None:
         self._board.uart1.detach(sink)

@@ -669,6 +669,8 @@ def test_cli_prints_port_and_exits_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "sim", "--firmware", "shipping"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        uart0 = proc.stdout.readline().decode()
+        assert re.fullmatch(r"UART0 port: rfc2217://127\.0\.0\.1:\d+\n", uart0), uart0
         line = proc.stdout.readline().decode()
         m = re.fullmatch(r"AT port: (socket://127\.0\.0\.1:\d+)\n", line)
         assert m, line
