@@ -16,7 +16,7 @@ from sim.defects import Defect, behaviour_for, resolve
 from sim.link import Link, LinkConfig
 from sim.params import MAX_COMMAND_LINE_BYTES, ParamError
 from sim.profiles import Profile, get_profile
-from sim.replies import BUSY, ERROR, OK, READY, DataRequest, Reply
+from sim.replies import BUSY, ERROR, OK, DataRequest, Reply
 from sim.timing import DEFAULT_TIMINGS, Timings
 
 log = logging.getLogger("sim.device")
