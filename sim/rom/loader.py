@@ -226,13 +226,19 @@ class _RamLoad:
 
 # ---- the two dialects -----------------------------------------------------------------------
 
-Handler = Callable[["_Loader", Request], Reply]
-
-
 class _Loader:
     """What both dialects share: parse a frame, dispatch, answer with this dialect's status."""
     name = "?"
-    COMMANDS: dict[int, Handler] = {}
+    # op -> the method that answers it; each dialect has its own methods and adds its own ops.
+    COMMANDS: dict[int, str] = {
+        Op.SYNC: "sync", Op.READ_REG: "read_reg", Op.WRITE_REG: "write_reg",
+        Op.GET_SECURITY_INFO: "get_security_info", Op.SPI_ATTACH: "spi_attach",
+        Op.SPI_SET_PARAMS: "spi_set_params", Op.CHANGE_BAUDRATE: "change_baudrate",
+        Op.FLASH_BEGIN: "flash_begin", Op.FLASH_DATA: "flash_data", Op.FLASH_END: "flash_end",
+        Op.FLASH_DEFL_BEGIN: "flash_defl_begin", Op.FLASH_DEFL_DATA: "flash_defl_data",
+        Op.FLASH_DEFL_END: "flash_end", Op.SPI_FLASH_MD5: "spi_flash_md5",
+        Op.MEM_BEGIN: "mem_begin", Op.MEM_DATA: "mem_data", Op.MEM_END: "mem_end",
+    }
 
     def __init__(self, regs: Peripherals) -> None:
         self.regs = regs
@@ -253,11 +259,11 @@ class _Loader:
         return self.run(Request(op, data, chk))
 
     def run(self, req: Request) -> list[Action]:
-        handler = self.COMMANDS.get(req.op)
+        name = self.COMMANDS.get(req.op)
         try:
-            if handler is None:
+            if name is None:
                 raise Failed(Why.UNKNOWN_COMMAND, f"{req.op:#04x}")
-            reply = handler(self, req)
+            reply = getattr(self, name)(req)
         except Failed as failure:
             log.info("%s: %s failed: %s", self.name, _op_name(req.op), failure)
             return [self.response(req.op, failure)]
@@ -469,26 +475,7 @@ class RomLoader(_Loader):
         self.successor = _Gone(f"a jump to {entry:#010x}")
         return Reply()
 
-    COMMANDS: dict[int, Handler] = {
-        Op.SYNC: sync,
-        Op.READ_REG: _Loader.read_reg,
-        Op.WRITE_REG: _Loader.write_reg,
-        Op.GET_SECURITY_INFO: _Loader.get_security_info,
-        Op.SPI_ATTACH: spi_attach,
-        Op.SPI_SET_PARAMS: spi_set_params,
-        Op.CHANGE_BAUDRATE: change_baudrate,
-        Op.FLASH_BEGIN: flash_begin,
-        Op.FLASH_DATA: flash_data,
-        Op.FLASH_END: flash_end,
-        Op.FLASH_DEFL_BEGIN: flash_defl_begin,
-        Op.FLASH_DEFL_DATA: flash_defl_data,
-        Op.FLASH_DEFL_END: flash_end,
-        Op.SPI_FLASH_MD5: spi_flash_md5,
-        Op.READ_FLASH_SLOW: read_flash_slow,
-        Op.MEM_BEGIN: mem_begin,
-        Op.MEM_DATA: mem_data,
-        Op.MEM_END: mem_end,
-    }
+    COMMANDS = {**_Loader.COMMANDS, Op.READ_FLASH_SLOW: "read_flash_slow"}
 
 
 @dataclass
@@ -692,29 +679,9 @@ class StubLoader(_Loader):
         log.info("stub: RUN_USER_CODE: no answer and, in this stub, no effect")
         return Reply(silent=True)
 
-    COMMANDS: dict[int, Handler] = {
-        Op.SYNC: sync,
-        Op.READ_REG: _Loader.read_reg,
-        Op.WRITE_REG: _Loader.write_reg,
-        Op.GET_SECURITY_INFO: _Loader.get_security_info,
-        Op.SPI_ATTACH: spi_attach,
-        Op.SPI_SET_PARAMS: spi_set_params,
-        Op.CHANGE_BAUDRATE: change_baudrate,
-        Op.FLASH_BEGIN: flash_begin,
-        Op.FLASH_DATA: flash_data,
-        Op.FLASH_END: flash_end,
-        Op.FLASH_DEFL_BEGIN: flash_defl_begin,
-        Op.FLASH_DEFL_DATA: flash_defl_data,
-        Op.FLASH_DEFL_END: flash_end,
-        Op.SPI_FLASH_MD5: spi_flash_md5,
-        Op.MEM_BEGIN: mem_begin,
-        Op.MEM_DATA: mem_data,
-        Op.MEM_END: mem_end,
-        Op.ERASE_FLASH: erase_flash,
-        Op.ERASE_REGION: erase_region,
-        Op.READ_FLASH: read_flash,
-        Op.RUN_USER_CODE: run_user_code,
-    }
+    COMMANDS = {**_Loader.COMMANDS, Op.ERASE_FLASH: "erase_flash",
+                Op.ERASE_REGION: "erase_region", Op.READ_FLASH: "read_flash",
+                Op.RUN_USER_CODE: "run_user_code"}
 
 
 class _Gone(_Loader):

@@ -455,3 +455,9 @@ def test_rom_flash_end_reboot_is_a_software_reset_back_into_download_mode():
     assert one(actions[:1]).data == bytes(4)
     assert actions[1:] == [SetBaud(115200), Reset(straps_latched=False)]   # the SYNC was lost
     assert mode.state == "rom" and mode.baud == 115200
+
+
+def test_every_op_of_each_dialect_has_its_method():
+    from sim.rom.loader import RomLoader, StubLoader
+    for dialect in (RomLoader, StubLoader):
+        assert all(callable(getattr(dialect, name, None)) for name in dialect.COMMANDS.values())
