@@ -1,5 +1,5 @@
-"""Serving a `Uart` on TCP: RFC 2217 (telnet COM-PORT-OPTION, pyserial's `rfc2217://`, with baud
-rate and DTR/RTS) or plain bytes (pyserial's `socket://`, no control lines).
+"""Serving a `Uart` on TCP as RFC 2217 (telnet COM-PORT-OPTION, pyserial's `rfc2217://`, with baud
+rate and DTR/RTS). The AT port's plain `socket://` is sim/transport.SocketPort.
 
 The telnet and RFC 2217 state machine is pyserial's own server side, `serial.rfc2217.PortManager`
 (the reference the `rfc2217://` client is written against): option negotiation, SET-BAUDRATE /
@@ -185,11 +185,6 @@ class _ServedUart:
 
 
 @dataclass
-class RawPort(_ServedUart):
-    """A Uart as pyserial's `socket://`: bytes both ways, no baud, no control lines."""
-
-
-@dataclass
 class Rfc2217Port(_ServedUart):
     """A Uart as pyserial's `rfc2217://`, with DTR and RTS reported to `on_dtr` / `on_rts`
     (True = asserted) on every SET-CONTROL that sets them."""
@@ -228,10 +223,4 @@ async def serve_rfc2217(uart: Uart, host: str = "127.0.0.1", port: int = 0, *,
                         on_rts: LineCallback | None = None) -> Rfc2217Port:
     served = Rfc2217Port(uart=uart, host=host, on_dtr=on_dtr, on_rts=on_rts)
     await _serve(served, _Rfc2217Connection, port)
-    return served
-
-
-async def serve_raw(uart: Uart, host: str = "127.0.0.1", port: int = 0) -> RawPort:
-    served = RawPort(uart=uart, host=host)
-    await _serve(served, _Connection, port)
     return served

@@ -1,4 +1,4 @@
-"""The model's UARTs as a board has them: a Uart served on RFC 2217 (and socket://) to the real
+"""The model's UARTs as a board has them: a Uart served on RFC 2217 to the real
 pyserial client, DTR/RTS through the dev board's auto-reset circuit driven by esptool's own reset
 sequences, and pacing at the baud. Timing is only ever asserted as a lower bound."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from esptool.loader import ESPLoader
 from esptool.reset import ClassicReset, HardReset
 
 from sim.reset_circuit import DATASHEET_EN_RISE_S, EN_RISE_S, AutoResetCircuit
-from sim.rfc2217 import Rfc2217Port, serve_raw, serve_rfc2217
+from sim.rfc2217 import Rfc2217Port, serve_rfc2217
 from sim.uart import Uart
 
 WAIT_S = 5.0
@@ -399,27 +399,3 @@ def test_purge_drops_what_is_not_yet_on_the_line(loop: LoopThread) -> None:
         await uart.drain()
     loop.run(purge())
     assert 0 < len(out) < 1000 and set(out) == {ord("a")}
-
-
-# ---- socket:// -----------------------------------------------------------------------------
-
-def test_raw_socket_port_binary_clean_and_reopen(loop: LoopThread) -> None:
-    uart = Uart("uart1")
-    uart.on_receive = uart.write
-    port = loop.run(serve_raw(uart))
-    try:
-        assert port.url.startswith("socket://127.0.0.1:")
-        for _ in range(2):
-            with serial.serial_for_url(port.url, timeout=WAIT_S) as s:
-                s.write(BINARY)
-                assert read_exactly(s, len(BINARY)) == BINARY
-        first = serial.serial_for_url(port.url, timeout=WAIT_S)
-        second = serial.serial_for_url(port.url, timeout=WAIT_S)
-        try:
-            second.write(b"hi")
-            assert read_exactly(second, 2) == b"hi"
-        finally:
-            first.close()
-            second.close()
-    finally:
-        loop.run(port.close())
