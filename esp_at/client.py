@@ -2,13 +2,20 @@
 
 The reader thread feeds every byte to the engine as it arrives and sorts the events: URCs go to a
 queue that tests await with timeouts; everything else belongs to the command in flight. A line
-that is neither (an undocumented URC, an info line the command does not print, a `ready` nobody
-asked for) is kept as unexpected output, which fails the test it appears in. Every failure names
-what was sent, what was expected and the exact bytes that came back.
+that is neither (an undocumented URC, an info line the command does not print, +WS_DATA for a
+link that is not open, a `ready` nobody asked for) is kept as unexpected output, which fails the
+test it appears in. Every failure names what was sent, what was expected and the exact bytes
+that came back.
+
+Whatever the device sends, the client's memory is bounded: the URC queue, the unexpected output,
+a response's lines and the transcript keep a fixed amount each and count what they dropped (a
+flood is then a device fault, not an out-of-memory). A reboot nobody asked for ends every wait at
+once (DeviceRebooted), not after its timeout.
 """
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections import deque
@@ -19,14 +26,25 @@ import serial
 
 from .commands import documented_info_line
 from .engine import AtEngine
-from .errors import DeviceSilent, DeviceViolation, PortClosed
+from .errors import (DeviceBusy, DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted,
+                     DeviceSilent, DeviceViolation, PortClosed)
 from .events import (SYSTEM_MESSAGES, Busy, Echo, ErrCode, Event, Final, FramingError, Line,
                      Prompt, Ready, Urc, WsData)
 from .serial_port import open_at_port
+from .transcript import Transcript
 
 COMMAND_TIMEOUT_S = 2.0        # plain commands answer in milliseconds; this only bounds a hang
-RX_KEPT_BYTES = 256 * 1024     # received bytes kept for failure messages and transcripts
+RX_KEPT_BYTES = 256 * 1024     # received bytes kept for failure messages
+URC_QUEUE_BYTES = 4 * 1024 * 1024   # queued +WS_DATA: far above any test's message, far below RAM
+URC_HISTORY_KEPT = 2000        # URCs of a test kept for its checks (the first ones)
+UNEXPECTED_KEPT = 50           # unexpected lines kept per test; the rest are counted
+RESPONSE_LINES_KEPT = 1000     # information lines kept per command; the rest are counted
+BUSY_RETRIES = 2               # ESP-AT drops a command it answers `busy p...`: sending it again
+BUSY_PAUSE_S = 0.2             # is safe, after the device had time to finish what it was doing
+REOPEN_POLL_S = 0.5
 URC_TYPES = (Urc, WsData, Ready)
+_WSOPEN_LINE = re.compile(rb"\+WSOPEN:(\d+),(\d+),")
+OPENS_LINK, ENDS_LINK = b"+WS_CONNECTED", (b"+WS_DISCONNECTED", b"+WS_CLOSED")
 
 
 @dataclass
@@ -43,6 +61,8 @@ class Response:
     received: bytes = b""               # every byte that arrived while the command ran
     data_sent_at: float | None = None   # data-mode commands: when the payload was written
     busy_after_data: int = 0            # data-mode commands: busy p... for bytes past <length>
+    busy_retries: int = 0               # times it was sent again after `busy p...`
+    lines_dropped: int = 0              # information lines past RESPONSE_LINES_KEPT
     clauses: tuple[str, ...] = ()
 
     @property
@@ -51,6 +71,12 @@ class Response:
 
     def expect(self, final: bytes = b"OK", lines: list[bytes] | None = None) -> "Response":
         """Fail with a transcript unless the final result (and, if given, the lines) match."""
+        if self.busy:
+            raise DeviceBusy(what=f"the device answered {self.command!r} with `busy p...` "
+                                  f"{self.busy_retries + 1} time(s), {BUSY_PAUSE_S:g} s apart: "
+                                  f"it was still busy with something no command of the test asked "
+                                  f"for", sent=self.command + b"\r\n", expected=f"final {final!r}",
+                             received=self.received, clauses=self.clauses)
         if self.final != final or (lines is not None and self.lines != lines):
             wanted = f"final {final!r}" + (f" after lines {lines!r}" if lines is not None else "")
             got = "busy" if self.busy else f"final {self.final!r}, lines {self.lines!r}"
@@ -63,32 +89,51 @@ class Response:
 class AtClient:
     """One AT port for the whole session. Thread-safe for one test thread plus the reader."""
 
-    def __init__(self, port: serial.SerialBase) -> None:
-        self._port = port
-        self._engine = AtEngine()
+    def __init__(self, port: serial.SerialBase, url: str | None = None,
+                 baudrate: int = 115200) -> None:
+        self.url = url                           # to reopen the port when it drops
+        self._baudrate = baudrate
         self._cond = threading.Condition()
         self._responses: deque[Event] = deque()
         self._urcs: deque[Event] = deque()
-        self.urc_history: list[Event] = []       # every URC since begin_test, consumed or not
+        self._urc_bytes = 0                      # +WS_DATA bytes in self._urcs
+        self.urc_history: list[Event] = []       # URCs since begin_test, consumed or not
         self.unexpected: list[tuple[float, bytes, str]] = []  # (time, raw bytes, where)
+        self.open_links: set[int] = set()        # +WS_CONNECTED seen, no end of link since
         self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
         self.commands_sent: list[bytes] = []     # command lines since begin_test
+        self._recording = True
+        self._reset_test_state()
+        self._attach(port)
+
+    @classmethod
+    def open(cls, url: str, baudrate: int = 115200) -> "AtClient":
+        return cls(open_at_port(url, baudrate), url, baudrate)
+
+    def _attach(self, port: serial.SerialBase) -> None:
+        """A fresh engine and reader on `port` (at start, and when the port is reopened)."""
+        self._port = port
+        self._engine = AtEngine()
         self._rx = bytearray()
         self._rx_base = 0                        # stream offset of self._rx[0]
-        self._transcript: list[tuple[float, str, bytes]] = []
-        self._recording = True
-        self._t0 = time.monotonic()
         self._command_open = False               # written, final result not yet received
         self._prompted = False                   # the command in flight got its '>' prompt
-        self._rebooting = False                  # AT+RST sent, `ready` not yet received
+        self._rebooting = False                  # a reboot was asked for, `ready` not yet seen
         self._reader_error: BaseException | None = None
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_forever, name="at-reader", daemon=True)
         self._reader.start()
 
-    @classmethod
-    def open(cls, url: str, baudrate: int = 115200) -> "AtClient":
-        return cls(open_at_port(url, baudrate))
+    def _reset_test_state(self) -> None:
+        self.urc_history = []
+        self.unexpected = []
+        self.unexpected_dropped = 0
+        self.urc_bytes_dropped = 0               # +WS_DATA dropped from a full queue
+        self.commands_sent = []
+        self.rebooted_at: float | None = None    # a reboot nobody asked for, this test
+        self.garbage_seen = False                # framing errors or bytes that are not text
+        self._transcript = Transcript()
+        self._t0 = time.monotonic()
 
     # ---- the reader thread -----------------------------------------------------------------
 
@@ -123,12 +168,14 @@ class AtClient:
             del self._rx[:cut]
             self._rx_base += cut
         if self._recording:
-            self._transcript.append((time.monotonic(), "<<", data))
+            self._transcript.append(time.monotonic(), "<<", data)
         for event in self._engine.feed(data):
             if isinstance(event, Prompt):
                 self._prompted = True
             if isinstance(event, Ready):
+                self.open_links.clear()          # a boot closes every link
                 if not self._rebooting:
+                    self.rebooted_at = time.monotonic()
                     self._note_unexpected(b"ready\r\n", "nobody asked for a reset: the device "
                                                         "rebooted")
                     if self._command_open:
@@ -138,17 +185,38 @@ class AtClient:
                 self._note_unexpected(event.result + b"\r\n", "a final result outside any "
                                                               "command")
             if isinstance(event, URC_TYPES):
-                self._urcs.append(event)
-                self.urc_history.append(event)
+                self._note_urc(event)
             elif isinstance(event, Line) and not self._command_open:
                 if not self._rebooting and event.line not in SYSTEM_MESSAGES:
                     self._note_unexpected(event.raw, "outside any command")
             elif isinstance(event, FramingError) and not self._command_open:
+                self.garbage_seen = True
                 self._note_unexpected(event.raw, f"broken framing ({event.detail})")
             else:
                 self._responses.append(event)
                 if self._ends_command(event):
                     self._command_open = False
+
+    def _note_urc(self, event: Event) -> None:
+        if isinstance(event, Urc):
+            if event.name == OPENS_LINK:
+                self.open_links.add(event.link_id)
+            elif event.name in ENDS_LINK:
+                self.open_links.discard(event.link_id)
+        elif isinstance(event, WsData):
+            if event.link_id not in self.open_links:
+                self._note_unexpected(event.header + event.data[:64] + b"...",
+                                      f"+WS_DATA for link {event.link_id}, which is not open",
+                                      text=False)
+            self._urc_bytes += len(event.data)
+            while self._urc_bytes > URC_QUEUE_BYTES and self._urcs:
+                dropped = self._urcs.popleft()
+                size = len(getattr(dropped, "data", b""))
+                self._urc_bytes -= size
+                self.urc_bytes_dropped += size
+        self._urcs.append(event)
+        if len(self.urc_history) < URC_HISTORY_KEPT:
+            self.urc_history.append(event)
 
     def _ends_command(self, event: Event) -> bool:
         """A final result, except the OK that precedes a data prompt; `busy p...` before the
@@ -157,8 +225,44 @@ class AtClient:
             return not self._prompted
         return isinstance(event, Final) and not event.before_prompt
 
-    def _note_unexpected(self, raw: bytes, where: str) -> None:
-        self.unexpected.append((time.monotonic(), raw, where))
+    def _note_unexpected(self, raw: bytes, where: str, text: bool = True) -> None:
+        """`text`: the bytes should be text (a line), so bytes that are not make it garbage."""
+        if len(self.unexpected) >= UNEXPECTED_KEPT:
+            self.unexpected_dropped += 1
+            return
+        if text and any(b > 0x7E or (b < 0x20 and b not in b"\r\n\t") for b in raw[:256]) or \
+                raw.startswith(b">"):
+            self.garbage_seen = True             # not text, or a prompt nobody asked for
+        self.unexpected.append((time.monotonic(), raw[:512], where))
+
+    @property
+    def flooded(self) -> bool:
+        """More output than the client keeps came this test (a queue or the unexpected lines)."""
+        return bool(self.urc_bytes_dropped or self.unexpected_dropped)
+
+    def fault_seen(self) -> DeviceFault | None:
+        """What the device did this test that makes any verdict of the test moot: a reboot nobody
+        asked for, a flood, garbage. The worst first; None when nothing."""
+        with self._cond:
+            shown_lines = b"".join(raw for _, raw, _ in self.unexpected)
+            if self.rebooted_at is not None:
+                return DeviceRebooted(
+                    what=f"the device rebooted during the test ({self.rebooted_at - self._t0:.3f} "
+                         f"s into it): it printed `ready` though no reset was asked for",
+                    sent=None, expected="no reboot", received=shown_lines, clauses=self.clauses)
+            if self.flooded:
+                return DeviceFlood(
+                    what=f"the device flooded the AT port: {self.urc_bytes_dropped} bytes of "
+                         f"+WS_DATA dropped from the full queue ({URC_QUEUE_BYTES} bytes), "
+                         f"{len(self.unexpected) + self.unexpected_dropped} unexpected line(s)",
+                    sent=None, expected="no more output than the test asked for",
+                    received=shown_lines, clauses=self.clauses)
+            if self.garbage_seen:
+                return DeviceGarbage(
+                    what="the device printed garbage: bytes that are neither text nor AT framing",
+                    sent=None, expected="well-formed AT output", received=shown_lines,
+                    clauses=self.clauses)
+            return None
 
     # ---- helpers under the lock ------------------------------------------------------------
 
@@ -171,22 +275,33 @@ class AtClient:
 
     def _write(self, data: bytes) -> None:
         with self._cond:
-            if self._recording:
-                self._transcript.append((time.monotonic(), ">>", data))
+            recording = self._recording
+            if recording:
+                self._transcript.append(time.monotonic(), ">>", data)
         try:
             self._port.write(data)
             self._port.flush()
         except (serial.SerialException, OSError) as exc:
-            raise PortClosed(f"writing {data[:64]!r} to the AT port failed: {exc}") from exc
+            shown = repr(data[:64]) if recording else "an unrecorded command"
+            raise PortClosed(f"writing {shown} to the AT port {self.url or ''} failed: "
+                             f"{exc}") from None
 
-    def _wait_for(self, take: Callable[[], Event | None], deadline: float) -> Event | None:
-        """Wait (lock held) until take() returns an event or the deadline passes."""
+    def _wait_for(self, take: Callable[[], Event | None], deadline: float,
+                  waiting_for: str = "") -> Event | None:
+        """Wait (lock held) until take() returns an event or the deadline passes. A reboot nobody
+        asked for ends the wait at once: nothing the test waits for will come after it."""
         while True:
             event = take()
             if event is not None:
                 return event
+            if waiting_for and self.rebooted_at is not None:
+                raise DeviceRebooted(
+                    what=f"the device rebooted ({self.rebooted_at - self._t0:.3f} s into the test) "
+                         f"while the test waited for {waiting_for}", sent=None,
+                    expected=waiting_for, received=self._received_since(self._rx_base)[-512:],
+                    clauses=self.clauses)
             if self._reader_error is not None:
-                raise PortClosed(f"the AT port failed: {self._reader_error!r}")
+                raise PortClosed(f"the AT port {self.url or ''} failed: {self._reader_error!r}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -197,10 +312,17 @@ class AtClient:
 
     # ---- commands --------------------------------------------------------------------------
 
-    def cmd(self, command: str | bytes, timeout: float = COMMAND_TIMEOUT_S) -> Response:
-        """Send one command line and collect its response up to the final result code."""
-        with self._running(command, expects_prompt=False) as (response, start):
-            self._collect(response, start, timeout, until_prompt=False)
+    def cmd(self, command: str | bytes, timeout: float = COMMAND_TIMEOUT_S,
+            busy_retries: int = BUSY_RETRIES) -> Response:
+        """Send one command line and collect its response up to the final result code. `busy
+        p...` means the command was dropped: it is sent again, at most `busy_retries` times."""
+        for retry in range(busy_retries + 1):
+            with self._running(command, expects_prompt=False) as (response, start):
+                self._collect(response, start, timeout, until_prompt=False)
+            response.busy_retries = retry
+            if not response.busy or retry == busy_retries:
+                return response
+            time.sleep(BUSY_PAUSE_S)
         return response
 
     def send_data(self, command: str | bytes, payload: bytes, *,
@@ -223,7 +345,8 @@ class AtClient:
             self._responses.clear()              # stray lines from before belong to nobody
             data = self._engine.command(command, expects_prompt=expects_prompt)
             response = Response(command=data[:-2], clauses=self.clauses)
-            self.commands_sent.append(response.command)
+            if self._recording:                  # an unrecorded command holds a secret
+                self.commands_sent.append(response.command)
             start = self._rx_offset
             self._command_open = True
             self._prompted = False
@@ -246,6 +369,9 @@ class AtClient:
         while True:
             event = self._wait_for(self._next_response, deadline)
             response.received = self._received_since(start)
+            if isinstance(event, Line) and len(response.lines) >= RESPONSE_LINES_KEPT:
+                response.lines_dropped += 1
+                continue
             if event is None:
                 expected = "the '>' prompt" if until_prompt else "a final result code"
                 raise DeviceSilent(what=f"no answer to {response.command!r} within {timeout:g} s",
@@ -255,6 +381,9 @@ class AtClient:
                 response.echoed = True
             elif isinstance(event, Line):
                 response.lines.append(event.line)
+                listed = _WSOPEN_LINE.match(event.line)
+                if listed and listed.group(2) == b"2":   # a link the device holds open
+                    self.open_links.add(int(listed.group(1)))
                 if (event.line not in SYSTEM_MESSAGES
                         and not documented_info_line(response.command, event.line)):
                     self._note_unexpected(event.raw, f"in the answer to {response.command!r}")
@@ -267,15 +396,17 @@ class AtClient:
                 response.busy = True
                 return
             elif isinstance(event, FramingError):
-                raise DeviceViolation(what=f"broken framing while running {response.command!r}: "
-                                           f"{event.detail}", sent=response.command + b"\r\n",
-                                      expected="well-formed AT output",
-                                      received=response.received, clauses=response.clauses)
+                self.garbage_seen = True
+                raise DeviceGarbage(what=f"broken framing while running {response.command!r}: "
+                                         f"{event.detail}", sent=response.command + b"\r\n",
+                                    expected="well-formed AT output",
+                                    received=response.received, clauses=response.clauses)
             elif isinstance(event, Ready):
-                raise DeviceViolation(what=f"the device rebooted while running {response.command!r}",
-                                      sent=response.command + b"\r\n",
-                                      expected="an answer, not a reboot",
-                                      received=response.received, clauses=response.clauses)
+                raise DeviceRebooted(what=f"the device rebooted while running "
+                                          f"{response.command!r}",
+                                     sent=response.command + b"\r\n",
+                                     expected="an answer, not a reboot",
+                                     received=response.received, clauses=response.clauses)
             elif isinstance(event, Prompt):
                 response.prompt = True
                 if until_prompt:
@@ -307,10 +438,12 @@ class AtClient:
                     return event
             return None
 
+        wanted = name.decode() + (f":{link_id}" if link_id is not None else "")
         with self._cond:
-            event = self._wait_for(take, time.monotonic() + timeout)
+            # Waiting for `ready` is waiting for a reboot: a reboot does not end that wait.
+            event = self._wait_for(take, time.monotonic() + timeout,
+                                   "" if name == b"ready" else wanted)
             if event is None:
-                wanted = name.decode() + (f":{link_id}" if link_id is not None else "")
                 raise DeviceSilent(what=f"no {wanted} within {timeout:g} s",
                                    sent=None, expected=wanted,
                                    received=b"".join(describe_urc(e) for e in self._urcs) or
@@ -373,6 +506,7 @@ class AtClient:
             dropped = list(self._responses) + list(self._urcs)
             self._responses.clear()
             self._urcs.clear()
+            self._urc_bytes = 0
             return dropped
 
     @contextlib.contextmanager
@@ -391,13 +525,21 @@ class AtClient:
         dropped, so a fixture can report it."""
         dropped = self.drain()
         with self._cond:
-            self.urc_history = []
-            self.unexpected = []
-            self.commands_sent = []
-            self._transcript = []
-            self._t0 = time.monotonic()
+            self._reset_test_state()
             self.clauses = clauses
             return dropped
+
+    def expect_reboot(self) -> None:
+        """A reset is about to be triggered from outside the AT port (the reset line): its
+        `ready` is asked for."""
+        with self._cond:
+            self._rebooting = True
+
+    def end_of_test(self) -> None:
+        """The test is over: what the suite's restore does (resets included) is not the
+        test's."""
+        with self._cond:
+            self.rebooted_at = None
 
     def resync(self) -> None:
         """Forget any half-read framing (a +WS_DATA whose bytes never came would swallow every
@@ -405,25 +547,54 @@ class AtClient:
         with self._cond:
             self._engine = AtEngine()
             self._responses.clear()
-            self._transcript.append((time.monotonic(), "--", b"engine resynchronised"))
+            self._transcript.append(time.monotonic(), "--", b"engine resynchronised")
+
+    def note(self, text: str) -> None:
+        """A line of the harness's own in the transcript (where the restore begins, say)."""
+        with self._cond:
+            self._transcript.append(time.monotonic(), "--", text.encode())
 
     def transcript(self) -> str:
-        """The test's exchange as text: time since test start, direction, exact bytes."""
+        """The test's exchange as text: time since test start, direction, exact bytes (the
+        first and last part of it when it was long)."""
         with self._cond:
-            return "\n".join(f"{t - self._t0:9.4f} {direction} {data!r}"
-                             for t, direction, data in self._transcript)
+            return self._transcript.render(self._t0)
 
     @property
     def alive(self) -> bool:
         return self._reader.is_alive() and self._reader_error is None
 
-    def close(self) -> None:
+    def reopen(self, within: float) -> bool:
+        """The port dropped (a USB adapter re-enumerating, a bridge restarting): open it again,
+        trying until `within` seconds have passed. True once it is open with a fresh reader."""
+        if self.url is None:
+            return False
+        self._close_port()
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                port = open_at_port(self.url, self._baudrate)
+            except (serial.SerialException, OSError, ValueError):
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(REOPEN_POLL_S)
+                continue
+            with self._cond:
+                self._responses.clear()
+                self._attach(port)
+                self._transcript.append(time.monotonic(), "--", b"AT port reopened")
+            return True
+
+    def _close_port(self) -> None:
         self._stop.set()
         self._reader.join(timeout=1.0)
         try:
             self._port.close()
         except (serial.SerialException, OSError):
             pass
+
+    def close(self) -> None:
+        self._close_port()
 
 
 def urc_name(event: Event) -> bytes:

@@ -23,6 +23,7 @@ class _NeedData:
 NEED_DATA = _NeedData()
 
 WS_DATA_PREFIX = b"+WS_DATA:"
+MAX_LINE_BYTES = 16384      # ESP-AT's longest line is a few hundred bytes
 # The default +WS_DATA form (all releases; AT+WSDATAFMT's default mask 48 gives the same).
 _WS_DATA_HEADER = re.compile(rb"\+WS_DATA:(\d{1,2}),(\d{1,6}),")
 # What a header can look like while its bytes are still arriving.
@@ -178,6 +179,13 @@ class AtEngine:
         buf = self._buffer
         end = buf.find(b"\n", self._searched)
         if end < 0:
+            if len(buf) > MAX_LINE_BYTES:        # garbage with no line end: do not hoard it
+                raw = bytes(buf[:MAX_LINE_BYTES])
+                del buf[:MAX_LINE_BYTES]
+                self._searched = 0
+                self._events.append(FramingError(f"more than {MAX_LINE_BYTES} bytes without a "
+                                                 f"line end", raw))
+                return True
             self._searched = max(len(buf), 1)
             return False
         raw = bytes(buf[:end + 1])

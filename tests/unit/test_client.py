@@ -4,8 +4,9 @@ import threading
 
 import pytest
 
-from esp_at.client import AtClient
-from esp_at.errors import DeviceSilent, DeviceViolation, PortClosed
+from esp_at.client import (BUSY_RETRIES, URC_HISTORY_KEPT, URC_QUEUE_BYTES, AtClient)
+from esp_at.errors import (DeviceBusy, DeviceFlood, DeviceGarbage, DeviceRebooted, DeviceSilent,
+                           DeviceViolation, PortClosed)
 from esp_at.events import Ready, Urc, WsData
 
 pytestmark = pytest.mark.timeout(10)
@@ -115,12 +116,119 @@ def test_silent_device_raises_device_silent_with_what_came(device, client):
     assert info.value.received == b"AT\r\nhalf a li"
 
 
-def test_busy_is_reported(device, client):
+def test_busy_is_retried_a_bounded_number_of_times_then_a_device_fault(device, client):
     device.answers[b"AT"] = b"\r\nbusy p...\r\n"
     response = client.cmd("AT")
-    assert response.busy and response.final is None
-    with pytest.raises(DeviceViolation):
+    assert response.busy and response.final is None and response.busy_retries == BUSY_RETRIES
+    assert device.received == b"AT\r\n" * (BUSY_RETRIES + 1)
+    with pytest.raises(DeviceBusy, match="busy p...` 3 time"):
         response.expect(b"OK")
+
+
+def test_busy_then_ok_is_ok_after_a_retry(device, client):
+    answers = iter([b"\r\nbusy p...\r\n", b"\r\nOK\r\n"])
+    device.answers[b"AT+WSOPEN?"] = lambda dev: next(answers)
+    response = client.cmd("AT+WSOPEN?").expect(b"OK")
+    assert response.busy_retries == 1
+
+
+def test_a_reboot_ends_a_wait_for_a_urc_at_once(device, client):
+    import time
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    started = time.monotonic()
+    threading.Timer(0.1, device.push, args=(b"\r\nready\r\n",)).start()
+    with pytest.raises(DeviceRebooted, match="while the test waited for \\+WS_CONNECTED:0"):
+        client.wait_urc(b"+WS_CONNECTED", 0, timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert isinstance(client.fault_seen(), DeviceRebooted)
+    client.end_of_test()                         # the restore's own resets are not the test's
+    assert client.fault_seen() is None
+
+
+def test_a_reboot_asked_for_from_outside_is_no_fault(device, client):
+    client.expect_reboot()
+    device.push(b"\r\nready\r\n")
+    client.wait_urc(b"ready", timeout=1)
+    assert client.fault_seen() is None and not client.unexpected
+
+
+def test_data_for_a_link_that_is_not_open_is_unexpected(device, client):
+    device.push(b"+WS_DATA:2,3,abc\r\n")
+    client.wait_urc(b"+WS_DATA", 2, timeout=1)
+    assert [where for _, _, where in client.unexpected] == [
+        "+WS_DATA for link 2, which is not open"]
+    assert client.fault_seen() is None           # binary data is not garbage
+    with pytest.raises(DeviceViolation):
+        client.assert_no_unexpected_output()
+
+
+def test_a_link_listed_as_connected_by_wsopen_query_is_open(device, client):
+    device.answers[b"AT+WSOPEN?"] = b'\r\n+WSOPEN:1,2,"ws://h/"\r\n\r\nOK\r\n'
+    client.cmd("AT+WSOPEN?").expect(b"OK")
+    device.push(b"+WS_DATA:1,2,ab\r\n+WS_DISCONNECTED:1\r\n+WS_DATA:1,2,cd\r\n")
+    wait_until(lambda: len(client.pending_urcs()) == 3)
+    assert [where for _, _, where in client.unexpected] == [
+        "+WS_DATA for link 1, which is not open"]
+
+
+def test_a_flood_is_bounded_and_a_device_fault(device, client):
+    record = b"+WS_DATA:0,1024," + b"x" * 1024 + b"\r\n"
+    device.push(b"+WS_CONNECTED:0\r\n")
+    device.push(record * (URC_QUEUE_BYTES // 1024 + 512))
+    wait_until(lambda: client.urc_bytes_dropped >= 400 * 1024, timeout=8)
+    queued = sum(len(getattr(e, "data", b"")) for e in client.pending_urcs())
+    assert queued <= URC_QUEUE_BYTES
+    assert len(client.urc_history) <= URC_HISTORY_KEPT
+    assert len(client.transcript()) < 3 * 1024 * 1024       # head and tail, the cut said
+    assert "bytes in" in client.transcript() and "cut" in client.transcript()
+    assert isinstance(client.fault_seen(), DeviceFlood)
+
+
+def test_garbage_is_a_device_fault_and_its_message_is_bounded(device, client):
+    device.push(b"\xfe\xff" * 20000 + b"\r\n")
+    wait_until(lambda: client.garbage_seen)
+    fault = client.fault_seen()
+    assert isinstance(fault, DeviceGarbage)
+    assert len(str(fault)) < 8000
+
+
+def test_a_lone_prompt_outside_data_mode_is_garbage(device, client):
+    device.answers[b"AT"] = b">\r\nOK\r\n"
+    client.cmd("AT")
+    assert isinstance(client.fault_seen(), DeviceGarbage)
+
+
+def test_the_port_is_reopened_when_it_comes_back(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    device.conn.shutdown(socket.SHUT_RDWR)
+    wait_until(lambda: not client.alive)
+    assert not client.alive
+    # The listener still accepts (a bridge that restarted): a second scripted device there.
+    threading.Thread(target=device._serve, daemon=True).start()
+    assert client.reopen(within=2.0)
+    assert client.alive and client.cmd("AT").ok
+    assert "AT port reopened" in client.transcript()
+
+
+def test_reopen_gives_up_within_its_bound(device, client):
+    import time
+    assert device.accepted.wait(5)
+    device.conn.shutdown(socket.SHUT_RDWR)
+    device.listener.close()
+    wait_until(lambda: not client.alive)
+    started = time.monotonic()
+    assert not client.reopen(within=1.0)
+    assert time.monotonic() - started < 2.5
+
+
+def test_an_unrecorded_command_leaves_no_trace(device, client):
+    device.answers[b'AT+CWJAP="n","pw"'] = b"\r\nOK\r\n"
+    with client.unrecorded():
+        client.cmd('AT+CWJAP="n","pw"')
+    assert b"pw" not in "".join(client.transcript()).encode()
+    assert client.commands_sent == []
 
 
 def test_send_data_prompt_flow(device, client):
@@ -173,7 +281,7 @@ def test_expect_no_urc(device, client):
 def test_framing_error_outside_a_command_is_unexpected_output(device, client):
     device.answers[b"AT"] = b"\r\nOK\r\n"
     client.cmd("AT")
-    device.push(b"+WS_DATA:0,2,abcd\r\n")
+    device.push(b"+WS_CONNECTED:0\r\n+WS_DATA:0,2,abcd\r\n")
     client.wait_urc(b"+WS_DATA", 0, timeout=1)
     client.cmd("AT")
     # the broken trailer, then what is left of the line once the engine resynchronised
@@ -244,7 +352,7 @@ def test_documented_output_is_not_unexpected(device, client):
     device.answers[b"AT+WSOPEN?"] = b'\r\n+WSOPEN:0,2,"ws://h/"\r\n\r\nOK\r\n'
     device.answers[b"AT+RST"] = b"\r\nOK\r\n\x00boot noise\r\n\r\nready\r\nWIFI CONNECTED\r\n"
     client.cmd("AT+WSOPEN?").expect(b"OK")
-    device.push(b"+WS_CLOSED:0\r\n+WS_DATA:1,2,ab\r\nWIFI GOT IP\r\n")
+    device.push(b"+WS_CLOSED:0\r\n+WS_CONNECTED:1\r\n+WS_DATA:1,2,ab\r\nWIFI GOT IP\r\n")
     client.wait_urc(b"+WS_DATA", 1, timeout=1)
     client.cmd("AT+RST")
     client.wait_urc(b"ready", timeout=1)

@@ -207,9 +207,21 @@ def test_partial_line_is_kept_in_buffered():
 
 
 def test_bytewise_feeding_is_linear():
-    # A 64 KiB line fed a byte at a time must not rescan the whole buffer for every byte.
+    # The longest line the engine keeps, fed a byte at a time, must not rescan the whole buffer
+    # for every byte.
+    from esp_at.engine import MAX_LINE_BYTES
     engine = AtEngine()
-    for _ in range(65536):
+    for _ in range(MAX_LINE_BYTES):
         engine.receive_data(b"x")
     engine.receive_data(b"\r\n")
-    assert engine.next_event() == Line(b"x" * 65536)
+    assert engine.next_event() == Line(b"x" * MAX_LINE_BYTES)
+
+
+def test_a_line_that_never_ends_is_cut_into_framing_errors():
+    from esp_at.engine import MAX_LINE_BYTES
+    engine = AtEngine()
+    events = engine.feed(b"\xff" * (3 * MAX_LINE_BYTES + 10))
+    assert [type(e) for e in events] == [FramingError] * 3
+    assert all(len(e.raw) == MAX_LINE_BYTES for e in events)
+    assert len(engine.buffered) <= MAX_LINE_BYTES
+    assert engine.feed(b"\r\nOK\r\n")[-1] == Final(b"OK")
