@@ -1,6 +1,7 @@
 """The suite's pytest plugins. Tests see `at` (the AT client) and `ws_endpoint` (a scripted
 endpoint of the test WebSocket server); fixtures/ decides what device is behind `at`."""
 pytest_plugins = [
+    "fixtures.signals",               # SIGTERM ends the run as Ctrl-C does: reports complete
     "fixtures.board",                 # first: fixtures.device imports it
     "fixtures.device",
     "fixtures.ws_server",

@@ -5,8 +5,9 @@ the model's catalog (sim/defects.py), and report which defects it kills and how 
 
 Each run is its own pytest process with its own model and server, stops at its first failure
 (-x), runs the tests of the defect's clauses first (--clause-first), and is bounded in time. A
-defect is killed when a test fails as a device violation; it is reported right when a known
-deviation's defect is filed as that KD and every other defect as NEW. --fast leaves out the slow
+defect is killed when a test fails as a device violation or a device fault; it is reported right
+when a known deviation's defect is filed as that KD and every other defect as NEW or DEVICE FAULT
+(never as a KD, never as a harness fault). --fast leaves out the slow
 tests and the defects only a slow test can catch (what `make check` runs).
 
 Writes <out>/mutation.json and <out>/mutation.md and prints the kill matrix; exits 0 only when the
@@ -46,7 +47,7 @@ class Run:
     outcome: str = ""               # killed / survived / broken / timed out; clean: passed/failed
     first_failure: str = ""
     failed_clause: str = ""
-    reported_as: str = ""           # KD-n, NEW or BROKEN
+    reported_as: str = ""           # KD-n, NEW, DEVICE FAULT or BROKEN
     reported_right: bool = False
     seconds_to_kill: float | None = None
     killed_by_slow_test: bool = False
@@ -148,8 +149,8 @@ def execute(run: Run, fast: bool, workdir: Path, slow_tests: set[str]) -> Run:
         run.failed_clause = first["failed_clause"]
         run.reported_as = first["verdict"]
         run.seconds_to_kill = round(first["time"] - started, 1)
-        run.outcome = BROKEN if first["verdict"] == "BROKEN" else KILLED
-        run.reported_right = run.outcome == KILLED and first["verdict"] == (run.kd or "NEW")
+        run.outcome = KILLED if verdict_class(first) in CAUGHT else BROKEN
+        run.reported_right = run.outcome == KILLED and right_verdict(run, first["verdict"])
         run.detail = first["message"].splitlines()[0][:200] if first["message"] else ""
     elif exit_code is None:
         run.outcome = TIMED_OUT
@@ -158,6 +159,24 @@ def execute(run: Run, fast: bool, workdir: Path, slow_tests: set[str]) -> Run:
         run.outcome = SURVIVED if exit_code == 0 else BROKEN
         run.detail = " ".join(tail)
     return run
+
+
+# The verdict classes that catch a defect (fixtures/verdicts.py): a clause broken, or the device
+# seen to misbehave (reboot, silence, flood...). A harness fault or an interruption catches nothing.
+CAUGHT = ("violation", "device fault")
+
+
+def verdict_class(record: dict) -> str:
+    from fixtures.verdicts import class_of
+    return record.get("class") or class_of(record["verdict"])
+
+
+def right_verdict(run: Run, verdict: str) -> bool:
+    """A known deviation's defect must be filed as that KD; any other defect as NEW or as a
+    DEVICE FAULT (a crash or a wedge is caught, and it is never filed as a known deviation)."""
+    if run.kd:
+        return verdict == run.kd
+    return verdict in ("NEW", "DEVICE FAULT")
 
 
 def matrix_markdown(runs: list[Run], the_plan: Plan, wall_s: float) -> str:

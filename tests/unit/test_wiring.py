@@ -59,11 +59,17 @@ class LoopbackRfc2217Bridge:
         self._thread.start()
 
     def _serve(self) -> None:
-        try:
-            self.connection, _ = self.listener.accept()
-        except OSError:
-            return
-        Redirector(self.serial, self.connection).shortcircuit()
+        # One client at a time, the next once it left: as esp_rfc2217_server's loop does (the
+        # suite's start-up check connects once before the AT client does).
+        while True:
+            try:
+                self.connection, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                Redirector(self.serial, self.connection).shortcircuit()
+            except OSError:
+                pass
 
     def close(self) -> None:
         self.listener.close()
@@ -147,17 +153,37 @@ def test_a_dead_device_is_recovered_and_the_run_goes_on():
     assert "2 passed" in result.stdout
 
 
-def test_wifi_password_never_reaches_reports(tmp_path):
+def run_suite_with_env(*args: str, env: dict, timeout: float = 100
+                       ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
+
+
+@pytest.mark.parametrize("given", ["env", "file"])
+def test_wifi_password_never_reaches_reports(tmp_path, given):
     secret = "s3cret-Pa55word"
-    result = run_suite("tests/unit/probes/probe_wifi.py", "--wifi-ssid", "lab-net",
-                       "--wifi-password", secret, "--alluredir", str(tmp_path / "allure"),
-                       "--junitxml", str(tmp_path / "junit.xml"))
+    how = ["--wifi-password-file", str(tmp_path / "pw")] if given == "file" else []
+    (tmp_path / "pw").write_text(secret + "\n")
+    result = run_suite_with_env("tests/unit/probes/probe_wifi.py", "--wifi-ssid", "lab-net", *how,
+                                "--alluredir", str(tmp_path / "allure"),
+                                "--junitxml", str(tmp_path / "junit.xml"),
+                                env={"ESP_AT_WIFI_PASSWORD": secret} if given == "env" else {})
+    (tmp_path / "pw").unlink()
     assert result.returncode == 1, result.stdout[-3000:]
     assert "lab-net" in result.stdout             # the join happened and the query shows it
     assert secret not in result.stdout + result.stderr
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"the password leaked into {path}"
+
+
+def test_a_password_on_the_command_line_is_refused_in_one_line():
+    result = run_suite("tests/conformance", "--wifi-ssid", "lab", "--wifi-password", "x")
+    assert result.returncode == 4
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "wifi-password" in line]
+    assert len(lines) == 1 and "ESP_AT_WIFI_PASSWORD" in lines[0], result.stderr
 
 
 def test_pytest_embedded_options_are_kept():
