@@ -104,3 +104,83 @@ def test_one_at_port_per_xdist_worker():
         port_for_this_worker("/dev/ttyUSB1", second)
     assert port_for_this_worker("socket://127.0.0.1:4000", Worker()) == "socket://127.0.0.1:4000"
     assert port_for_this_worker(None, Worker()) is None
+
+
+RESTORE_ANSWERS = {
+    b"AT": b"\r\nOK\r\n",
+    b"AT+WSOPEN?": b"\r\nOK\r\n",
+    b"AT+CWMODE=1": b"\r\nOK\r\n",
+    b'AT+CWJAP="lab","pw-7f3a"': b"\r\nWIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n",
+}
+
+
+def test_after_a_reboot_nobody_asked_for_the_restore_joins_wifi_again(scripted):
+    from fixtures.secrets import Secret
+    from tests.unit.test_client import wait_until
+    device, dut = scripted
+    device.answers.update(RESTORE_ANSWERS)
+    dut.wifi = ("lab", Secret("pw-7f3a"))
+    device.push(b"\r\nready\r\n")
+    wait_until(lambda: dut.client.rebooted_at is not None)
+    dut.restore()
+    assert b'AT+CWJAP="lab","pw-7f3a"\r\n' in bytes(device.received)
+    assert "pw-7f3a" not in dut.client.transcript()
+    assert dut.client.rebooted_at is None        # the restore is not the test's
+
+
+def test_a_failed_join_stops_the_session_with_the_code_and_without_the_password(scripted):
+    from fixtures.secrets import Secret
+    device, dut = scripted
+    device.answers.update(RESTORE_ANSWERS)
+    device.answers[b'AT+CWJAP="lab","pw-7f3a"'] = b"\r\n+CWJAP:2\r\n\r\nERROR\r\n"
+    with pytest.raises(SessionStop) as info:
+        dut.join_wifi("lab", Secret("pw-7f3a"))
+    assert "+CWJAP:2" in str(info.value) and "pw-7f3a" not in str(info.value)
+    assert repr(Secret("pw-7f3a")) == "<secret>"
+
+
+def test_busy_during_the_restore_is_retried(scripted):
+    device, dut = scripted
+    device.answers.update(RESTORE_ANSWERS)
+    answers = iter([b"\r\nbusy p...\r\n", b"\r\nOK\r\n"])
+    device.answers[b"AT+WSOPEN?"] = lambda dev: next(answers, b"\r\nOK\r\n")
+    dut.restore()
+    assert bytes(device.received).count(b"AT+WSOPEN?\r\n") == 2
+    assert b"AT+RST" not in bytes(device.received)
+
+
+def test_a_port_that_drops_and_comes_back_is_reopened(scripted):
+    import socket
+    import threading
+    from tests.unit.test_client import wait_until
+    device, dut = scripted
+    device.answers.update(RESTORE_ANSWERS)
+    assert dut.client.cmd("AT").ok
+    device.conn.shutdown(socket.SHUT_RDWR)
+    wait_until(lambda: not dut.client.alive)
+    threading.Thread(target=device._serve, daemon=True).start()   # the bridge is back
+    dut.restore()
+    assert dut.client.alive and "AT port reopened" in dut.client.transcript()
+
+
+def test_a_port_that_does_not_come_back_stops_the_session(scripted):
+    import socket
+    from tests.unit.test_client import wait_until
+    device, dut = scripted
+    device.answers.update(RESTORE_ANSWERS)
+    assert dut.client.cmd("AT").ok
+    device.conn.shutdown(socket.SHUT_RDWR)
+    device.listener.close()
+    wait_until(lambda: not dut.client.alive)
+    dut.port_return = 0.5
+    with pytest.raises(DeviceGone, match="went away and did not come back within 0.5 s"):
+        dut.restore()
+
+
+def test_health_after_a_silent_failure(scripted):
+    from esp_at.errors import DeviceStoppedAnswering
+    device, dut = scripted
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    assert dut.health_after_failure() is None            # it answers: the silence was a verdict
+    device.answers.pop(b"AT")
+    assert isinstance(dut.health_after_failure(), DeviceStoppedAnswering)
