@@ -28,6 +28,7 @@ class Connection:
         self.pongs_sent: list[tuple[float, bytes]] = []  # (time, payload) of answers to pings
         self.upgraded = False  # a 101 went out
         self.refused_status: int | None = None
+        self.peer = "?"  # host:port the connection came from
         self.close_sent_at: float | None = None  # when the server wrote a close frame
         self.closed_at: float | None = None  # when TCP closed, either side
         self.close_initiator: CloseInitiator | None = None
@@ -57,6 +58,7 @@ class Connection:
 
     def attach(self, transport: asyncio.Transport) -> None:
         self._transport = transport
+        self.peer = _address(transport.get_extra_info("peername"))
 
     def received(self, data: bytes) -> None:
         self.tap.feed(data, time.monotonic())
@@ -151,3 +153,10 @@ class Connection:
             except OSError:
                 pass  # already gone; abort() below still marks it closed
         transport.abort()
+
+
+def _address(peername: object) -> str:
+    if not isinstance(peername, tuple) or len(peername) < 2:
+        return "?"
+    host, port = peername[0], peername[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _SHOWN_FRAMES = 30  # frames listed in a timeout message, the latest ones
+_SHOWN_REQUEST_LINE = 200  # bytes of a refused request line kept in an anomaly
 CLOSE_REPLY_WAIT_S = 2.0  # close(drop_tcp=True): how long to wait for the device's close frame
 
 
@@ -47,9 +48,14 @@ class Behaviour:
 
 
 class Endpoint:
-    def __init__(self, server: WsTestServer, path: str, name: str) -> None:
+    """exclusive: one device connection at a time. While it is open another connection to the
+    path is refused (409) and listed in anomalies(), never in `connections`: a stranger who
+    learnt the path cannot put frames into what the device is judged by."""
+
+    def __init__(self, server: WsTestServer, path: str, name: str, exclusive: bool = True) -> None:
         self.name = name
         self.path = path
+        self.exclusive = exclusive
         self.echo = True  # echo text/binary messages with the same type and bytes
         self.behaviour = Behaviour()
         self.connections: list[Connection] = []
@@ -57,6 +63,7 @@ class Endpoint:
         self._server = server
         self._cond = threading.Condition()
         self._changes = 0  # bumped by every recorded event; waits re-check when it moves
+        self._anomalies: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.path} connections={len(self.connections)}>"
@@ -205,13 +212,34 @@ class Endpoint:
             return latest if latest is not None and latest.closed_at is not None else None
         return self._wait(check, timeout, "the TCP connection to close")
 
+    def anomalies(self) -> list[str]:
+        """What reached this path besides the device, in order: connections refused because the
+        device's was open."""
+        with self._cond:
+            return list(self._anomalies)
+
     # -- internals --
+
+    def holder(self) -> Connection | None:
+        """The open connection that has this path, if it is exclusive."""
+        if not self.exclusive:
+            return None
+        return next((c for c in reversed(self.connections) if c.is_open), None)
 
     def bind(self, conn: Connection) -> None:
         """Loop only: the connection's request head named this endpoint."""
         conn.notify = self._notify
         self.connections.append(conn)
         self._notify()
+
+    def note_refused(self, conn: Connection, holder: Connection) -> None:
+        """Loop only: `conn` asked for this path while `holder` had it, and was refused."""
+        assert conn.handshake is not None
+        line = conn.handshake.raw.split(b"\r\n", 1)[0][:_SHOWN_REQUEST_LINE]
+        with self._cond:
+            self._anomalies.append(
+                f"t={conn.handshake.time:.3f} refused (409) {line!r} from {conn.peer} while the "
+                f"device's connection from {holder.peer} was open")
 
     def _notify(self) -> None:
         with self._cond:
@@ -264,6 +292,10 @@ class Endpoint:
             if len(frames) > _SHOWN_FRAMES:
                 lines.append(f"    ... {len(frames) - _SHOWN_FRAMES} earlier frames")
             lines.extend(f"    {rf!r}" for rf in frames[-_SHOWN_FRAMES:])
+        anomalies = self.anomalies()
+        if anomalies:
+            lines.append("  anomalies (never recorded as the device's):")
+            lines.extend(f"    {text}" for text in anomalies)
         others = self._server.unmatched_handshakes()
         if others:
             lines.append("  handshakes to paths with no endpoint:")

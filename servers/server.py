@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import re
+import secrets
 import socket
 import ssl as ssl_module
 import threading
@@ -28,6 +29,11 @@ T = TypeVar("T")
 START_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 5.0
 CALL_TIMEOUT_S = 2.0  # a loop call is a few transport writes; longer means the loop is stuck
+# 12 random bytes, 16 URL-safe characters: a path nobody can guess, and with a 60-character
+# name the whole wss:// URI stays near 110 bytes, well inside a 256-byte AT+WSOPEN line.
+PATH_TOKEN_BYTES = 12
+NOT_FOUND_BODY = b"not found"  # fixed: an answer never repeats what a stranger sent
+BUSY_BODY = b"busy"
 Observer = Callable[[Connection, str, object], None]
 
 
@@ -36,8 +42,9 @@ class WsTestServer:
                  *, ssl: ssl_module.SSLContext | None = None, accept_any_path: bool = False,
                  observer: Observer | None = None, receive_buffer: int | None = None) -> None:
         """accept_any_path: a request to a path with no endpoint creates an echo endpoint there
-        instead of getting 404 (for manual sessions). observer: called on the loop thread for
-        every handshake, received frame, write and close, as (connection, kind, detail).
+        instead of getting 404, taking any number of connections at once (for manual sessions).
+        observer: called on the loop thread for every handshake, received frame, write and
+        close, as (connection, kind, detail).
         receive_buffer: SO_RCVBUF of every connection (set on the listener, so the window is
         small from the first segment): with reading stalled, a device's send blocks soon."""
         self.host = host
@@ -143,15 +150,19 @@ class WsTestServer:
 
     # -- endpoints --
 
-    def endpoint(self, name: str = "", path: str | None = None) -> Endpoint:
-        """A new endpoint at a unique path /ep/<n>-<name> (or exactly `path`, for manual use)."""
+    def endpoint(self, name: str = "", path: str | None = None, *,
+                 exclusive: bool = True) -> Endpoint:
+        """A new endpoint at /ep/<token>/<n>-<name>, the token fresh and random so that only
+        whoever was given the URL can find it (or exactly at `path`, for manual use).
+        exclusive: one connection at a time (see Endpoint)."""
         number = next(self._ids)
         if path is None:
             slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
-            path = f"/ep/{number}-{slug}" if slug else f"/ep/{number}"
+            token = secrets.token_urlsafe(PATH_TOKEN_BYTES)
+            path = f"/ep/{token}/{number}-{slug}" if slug else f"/ep/{token}/{number}"
         if path in self._endpoints:
             raise ValueError(f"an endpoint already serves {path}")
-        ep = Endpoint(self, path, name or path)
+        ep = Endpoint(self, path, name or path, exclusive)
         self._endpoints[path] = ep
         return ep
 
@@ -206,9 +217,14 @@ class WsTestServer:
         handshake = conn.record_head()
         ep = self._endpoints.get(handshake.path)
         if ep is None and self._accept_any_path:
-            ep = self.endpoint(path=handshake.path)
+            # Manual sessions: any path works anyway, and a board may open several links to one.
+            ep = self.endpoint(path=handshake.path, exclusive=False)
         if ep is None:
             self._unmatched.append(conn)
-            return refusal(404, f"no endpoint at {handshake.path}".encode())
+            return refusal(404, NOT_FOUND_BODY)
+        holder = ep.holder()
+        if holder is not None:
+            ep.note_refused(conn, holder)
+            return refusal(409, BUSY_BODY)
         ep.bind(conn)
         return await serve_upgrade(request, conn, ep)

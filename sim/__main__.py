@@ -5,7 +5,9 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
+import socket
 import sys
 
 from sim.board import Board, ChipState
@@ -25,6 +27,16 @@ def _listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
+
+
+def _wifi_ap(text: str) -> tuple[bytes, bytes]:
+    """SSID:PASSWORD, split at the first ':' (an empty password: an open network). As bytes:
+    what AT+CWJAP is compared with is the bytes typed on the AT port."""
+    ssid, sep, password = os.fsencode(text).partition(b":")
+    if not sep or not ssid:
+        # The value is not repeated: it may hold a password.
+        raise argparse.ArgumentTypeError("expected SSID:PASSWORD (the value is not shown)")
+    return ssid, password
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "memory holding the model's own ESP-AT image")
     p.add_argument("--at-rfc2217", action="store_true",
                    help="serve the AT port (UART1) over RFC 2217, as a lab's esp_rfc2217_server")
+    p.add_argument("--wifi-ap", type=_wifi_ap, action="append", default=[], metavar="SSID:PASSWORD",
+                   help="a Wi-Fi network AT+CWJAP can join (repeatable). With none, any SSID and "
+                        "password join; with some, another SSID answers +CWJAP:3 and a wrong "
+                        "password +CWJAP:2. On the command line `ps` shows it: prefer "
+                        "--wifi-ap-file for a real password")
+    p.add_argument("--wifi-ap-file", default=None, metavar="FILE",
+                   help="networks as --wifi-ap, one SSID:PASSWORD per line, read at start-up")
     p.add_argument("--list-defects", action="store_true",
                    help="print the named defects (name, clause, KD id, description) and exit")
     p.add_argument("--log-level", default="WARNING", help="logging level on stderr")
@@ -62,6 +81,8 @@ async def _main(args: argparse.Namespace) -> int:
         preset = BOARD_TIMINGS if args.board_like else DEFAULT_TIMINGS
         timings = dataclasses.replace(preset, reconnect_wait_s=args.reconnect_wait)
         device = Device(args.profile, defects, timings=timings, boot_noise=args.boot_noise)
+        for ssid, password in args.wifi_ap + _wifi_ap_file(args.wifi_ap_file):
+            device.wifi.add_access_point(ssid, password)
         board = Board(device, _flash(args.flash), paced=args.board_like)
     except (ValueError, OSError) as exc:
         print(f"python -m sim: {exc}", file=sys.stderr)
@@ -81,7 +102,7 @@ async def _main(args: argparse.Namespace) -> int:
         else:
             port = await serve_socket(board.at_port, *args.listen)
     except OSError as exc:
-        print(f"python -m sim: cannot listen on {host}:{args.listen[1]}: {exc.strerror or exc}",
+        print(f"python -m sim: cannot listen on {host}:{args.listen[1]}: {_reason(exc)}",
               file=sys.stderr)
         return 2
     board.power_on()
@@ -95,6 +116,30 @@ async def _main(args: argparse.Namespace) -> int:
     await port.close()
     await uart0.close()
     return 0
+
+
+def _reason(exc: OSError) -> str:
+    """The reason alone: asyncio's bind error repeats the address inside its text."""
+    if isinstance(exc, socket.gaierror) or not exc.errno:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno)
+
+
+def _wifi_ap_file(path: str | None) -> list[tuple[bytes, bytes]]:
+    """Raises ValueError naming the file and line, never the line's text."""
+    if path is None:
+        return []
+    with open(path, "rb") as file:
+        lines = file.read().splitlines()
+    networks = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        ssid, sep, password = line.partition(b":")
+        if not sep or not ssid:
+            raise ValueError(f"--wifi-ap-file {path}, line {number}: expected SSID:PASSWORD")
+        networks.append((ssid, password))
+    return networks
 
 
 def _flash(path: str | None) -> Flash:

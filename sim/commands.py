@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sim.params import Params
+from sim.params import ParamError, Params
 from sim.replies import ERROR, OK, READY, Reply, info
 
 if TYPE_CHECKING:
@@ -110,11 +110,20 @@ def _cwjap_query(dev: "Device", args: str) -> Reply:
 
 
 def _cwjap_set(dev: "Device", args: str) -> Reply:
-    p = Params(args, min_count=1, max_count=9)
-    ssid = p.str(0)
-    p.str(1, default="")  # the password: accepted, never stored or printed
+    try:
+        p = Params(args, min_count=1, max_count=9)
+        ssid = p.str(0)
+        password = p.str(1, default="")  # compared, never stored, printed or logged
+    except ParamError:
+        return ERROR  # here, not in the device's parse-error log: the text holds the password
     if dev.wifi.mode not in (1, 3) or not ssid:
         return ERROR
+    # The line was decoded as latin-1: encoding it back gives the bytes as typed.
+    code = dev.wifi.join_failure(ssid.encode("latin-1"), password.encode("latin-1"))
+    if code is not None:
+        left = b"WIFI DISCONNECT\r\n" if dev.wifi.ssid is not None else b""
+        dev.wifi.ssid = None  # ESP-AT leaves the old AP before it tries the new one
+        return left + f"+CWJAP:{code}\r\n".encode() + ERROR
     dev.wifi.ssid = ssid
     return b"WIFI CONNECTED\r\nWIFI GOT IP\r\n" + OK
 

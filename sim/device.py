@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import hashlib
+import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import spec
 from sim.commands import BOOT_NOISE, COMMANDS, MODEL_VERSION, boot_sequence
@@ -55,10 +57,37 @@ class BareChip:
         """The firmware crashed: the panic printout on UART0."""
 
 
+# AT+CWJAP's failure codes (ESP-AT: 1 timeout, 2 wrong password, 3 AP not found, 4 failed).
+CWJAP_WRONG_PASSWORD = 2
+CWJAP_NO_AP = 3
+
+
 @dataclass
 class WifiState:
     mode: int = 1            # station (ESP-AT's default)
     ssid: str | None = None  # joined AP, kept in flash across AT+RST
+    # SSID -> SHA-256 of its password, both as the bytes on the air. Empty: every network
+    # exists and takes any password. Digests only, and out of repr: the model never holds or
+    # shows a password in the clear.
+    access_points: dict[bytes, bytes] = field(default_factory=dict, repr=False)
+
+    def add_access_point(self, ssid: bytes, password: bytes) -> None:
+        self.access_points[ssid] = _digest(password)
+
+    def join_failure(self, ssid: bytes, password: bytes) -> int | None:
+        """The +CWJAP:<code> a join to `ssid` with `password` fails with; None: it succeeds."""
+        if not self.access_points:
+            return None
+        expected = self.access_points.get(ssid)
+        if expected is None:
+            return CWJAP_NO_AP
+        if not hmac.compare_digest(expected, _digest(password)):
+            return CWJAP_WRONG_PASSWORD
+        return None
+
+
+def _digest(password: bytes) -> bytes:
+    return hashlib.sha256(password).digest()
 
 
 class Heap:

@@ -2,9 +2,15 @@
 reports can be checked against the exact bytes sent."""
 from __future__ import annotations
 
+import errno
+import os
+import re
 import socket
 import ssl
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +22,7 @@ from wire.handshake import accept_for, new_key
 
 pytestmark = pytest.mark.timeout(10)
 KEY = b"\x01\x02\x03\x04"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class RawClient:
@@ -115,12 +122,77 @@ def upgraded(client: RawClient, ep: Endpoint, query: str = "", **kwargs) -> None
     assert f"Sec-WebSocket-Accept: {accept_for(client.key)}".encode() in head
 
 
-def test_url_names_the_endpoint(server: WsTestServer) -> None:
+PATH_SHAPE = re.compile(r"/ep/([A-Za-z0-9_-]{16})/(\d+)-my-test-1")
+
+
+def test_url_names_the_endpoint_behind_a_fresh_token(server: WsTestServer) -> None:
     ep = server.endpoint("my test[1]")
-    assert ep.path.startswith("/ep/") and ep.path.endswith("-my-test-1")
+    shape = PATH_SHAPE.fullmatch(ep.path)
+    assert shape, ep.path
     assert ep.url == f"ws://127.0.0.1:{server.port}{ep.path}"
     assert (ep.host, ep.port) == ("127.0.0.1", server.port)
-    assert server.endpoint("my test[1]").path != ep.path
+    again = PATH_SHAPE.fullmatch(server.endpoint("my test[1]").path)
+    assert again and again.group(1) != shape.group(1)   # the same name, another token
+    assert server.endpoint(path="/exact/1").path == "/exact/1"
+
+
+def test_uri_of_the_longest_name_fits_an_at_line(server: WsTestServer) -> None:
+    # fixtures/ws_server.py cuts names to 60 characters; the AT+WSOPEN line must hold the URI,
+    # its quotes, a subprotocol and a timeout within 256 bytes.
+    ep = server.endpoint("n" * 60)
+    uri = f"wss://127.0.0.1:65535{ep.path}"
+    assert len(uri) <= 128, uri
+
+
+def test_a_second_connection_is_refused_while_the_first_is_open(ep: Endpoint,
+                                                                client: RawClient) -> None:
+    upgraded(client, ep)
+    device = ep.wait_connection(timeout=2)
+    stranger = RawClient(ep.port)
+    try:
+        head = stranger.handshake(ep.path, then=encode_frame(OP_TEXT, b"injected", mask_key=KEY))
+        assert head.startswith(b"HTTP/1.1 409 "), head
+        body = stranger.eof_within(2)
+        assert body == b"busy" and ep.path.encode() not in head + body
+        address = "%s:%d" % stranger.sock.getsockname()[:2]
+    finally:
+        stranger.close()
+    client.send(OP_TEXT, b"from the device")
+    ep.wait_frame(lambda rf: rf.frame.payload == b"from the device", timeout=2)
+    assert ep.connections == [device] and device.is_open
+    assert [rf.frame.payload for rf in ep.frames] == [b"from the device"]
+    (anomaly,) = ep.anomalies()
+    device_address = "%s:%d" % client.sock.getsockname()[:2]
+    assert f"from {address} " in anomaly and f"GET {ep.path} HTTP/1.1" in anomaly
+    assert f"while the device's connection from {device_address} was open" in anomaly
+    assert re.match(r"t=\d+\.\d{3} ", anomaly), anomaly
+    assert anomaly in ep.describe() and "injected" not in ep.describe()
+
+
+def test_the_device_reconnects_once_its_connection_closed(ep: Endpoint, client: RawClient) -> None:
+    upgraded(client, ep)
+    client.close()
+    ep.wait_disconnect(timeout=2)
+    again = RawClient(ep.port)
+    try:
+        upgraded(again, ep)
+        again.send(OP_TEXT, b"back")
+        ep.wait_frame(lambda rf: rf.frame.payload == b"back", timeout=2)
+        assert len(ep.connections) == 2 and ep.connections[1].is_open
+    finally:
+        again.close()
+    assert ep.anomalies() == []
+
+
+def test_manual_server_takes_several_links_to_one_path() -> None:
+    with WsTestServer(accept_any_path=True) as srv:
+        links = [RawClient(srv.port) for _ in range(2)]
+        try:
+            for link in links:
+                assert link.handshake("/").startswith(b"HTTP/1.1 101 ")
+        finally:
+            for link in links:
+                link.close()
 
 
 def test_handshake_recorded_as_sent(ep: Endpoint, client: RawClient) -> None:
@@ -372,6 +444,8 @@ def test_wait_connection_times_out_listing_stray_paths(server: WsTestServer, ep:
 def test_unknown_path_is_404(server: WsTestServer, client: RawClient) -> None:
     head = client.handshake("/nowhere?x=1")
     assert head.startswith(b"HTTP/1.1 404 ")
+    body = client.eof_within(2)
+    assert body == b"not found" and b"nowhere" not in head + body   # nothing of the request
     assert any(hs.path == "/nowhere" and hs.query == "x=1" for hs in server.unmatched_handshakes())
 
 
@@ -453,3 +527,34 @@ def test_wss_records_decrypted_frames() -> None:
             assert (recorded.frame.rsv, recorded.frame.mask_key) == (2, KEY)
         finally:
             client.close()
+
+
+def cli_stderr(host: str) -> str:
+    """What `python -m servers --host HOST` writes on stderr up to its serving line."""
+    proc = subprocess.Popen([sys.executable, "-m", "servers", "--host", host, "--port", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith(f"serving echo on ws://{host}:")
+    finally:
+        proc.terminate()
+        proc.wait(3)
+    return proc.stderr.read()
+
+
+def test_cli_warns_when_listening_beyond_loopback() -> None:
+    warning = cli_stderr("0.0.0.0")
+    assert warning.startswith("python -m servers: warning: listening on 0.0.0.0: any host")
+    assert warning.count("\n") == 1
+    assert cli_stderr("127.0.0.1") == ""
+
+
+def test_cli_on_a_busy_port_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "servers", "--port", str(port)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=8)
+    assert result.returncode == 2
+    assert result.stderr == (f"python -m servers: cannot listen on 127.0.0.1:{port}: "
+                             f"{os.strerror(errno.EADDRINUSE)}\n")

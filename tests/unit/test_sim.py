@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import os
 import queue
 import re
@@ -685,6 +686,84 @@ def test_cli_prints_port_and_exits_on_sigterm():
     bad = subprocess.run([sys.executable, "-m", "sim", "--defect", "KD-99"], cwd=ROOT,
                          capture_output=True, timeout=5)
     assert bad.returncode != 0 and b"KD-99" in bad.stderr
+
+
+@contextlib.contextmanager
+def cli_model(*argv: str):
+    """`python -m sim ARGV` at DEBUG; yields (its AT port, echo off, and a list that gets what
+    it printed on stdout and stderr once it stopped)."""
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "--log-level", "DEBUG", *argv],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    printed: list[bytes] = []
+    try:
+        proc.stdout.readline()                       # UART0 port
+        m = re.fullmatch(rb"AT port: socket://(\S+)\n", proc.stdout.readline())
+        assert m, "no AT port line"
+        at = AtPort(m.group(1).decode())
+        try:
+            at.cmd("ATE0")
+            yield at, printed
+        finally:
+            at.close()
+        proc.send_signal(signal.SIGTERM)
+        printed += proc.communicate(timeout=3)
+    finally:
+        proc.kill()
+        proc.wait(3)
+
+
+@pytest.mark.timeout(10)
+def test_wifi_aps_refuse_an_unknown_ssid_and_a_wrong_password(tmp_path):
+    networks = tmp_path / "networks"
+    networks.write_bytes(b"office:0ff1ce-pass\n")
+    with cli_model("--wifi-ap", "lab:s3cret-pass", "--wifi-ap-file", str(networks)) as (at, printed):
+        assert at.cmd('AT+CWJAP="elsewhere","s3cret-pass"') == b"+CWJAP:3\r\n" + ERROR
+        assert at.cmd('AT+CWJAP="lab","wrong-pass"') == b"+CWJAP:2\r\n" + ERROR
+        assert at.cmd('AT+CWJAP="lab"') == b"+CWJAP:2\r\n" + ERROR      # no password at all
+        assert at.cmd("AT+CWJAP?") == b"No AP\r\n" + OK
+        assert at.cmd('AT+CWJAP="lab","s3cret-pass"') == b"WIFI CONNECTED\r\nWIFI GOT IP\r\n" + OK
+        # A failed join leaves the joined AP first.
+        assert at.cmd('AT+CWJAP="lab","s3cret-pas"') == b"WIFI DISCONNECT\r\n+CWJAP:2\r\n" + ERROR
+        assert at.cmd("AT+CIPSTA?").startswith(b'+CIPSTA:ip:"0.0.0.0"')
+        assert at.cmd('AT+CWJAP="office","0ff1ce-pass"').endswith(OK)
+        assert at.cmd('AT+CWJAP="lab","s3cret-pass",bad"field') == ERROR  # a parse error: no log
+    assert printed and not any(b"-pass" in out for out in printed), printed
+
+
+@pytest.mark.timeout(10)
+def test_bad_wifi_ap_is_refused_without_repeating_it(tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "sim", "--wifi-ap", "no-colon-s3cret"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=8)
+    assert bad.returncode == 2 and "--wifi-ap" in bad.stderr and "s3cret" not in bad.stderr
+    broken = tmp_path / "networks"
+    broken.write_text("lab:fine\nno-colon-s3cret\n")
+    bad = subprocess.run([sys.executable, "-m", "sim", "--wifi-ap-file", str(broken)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=8)
+    assert bad.returncode == 2 and bad.stderr == (
+        f"python -m sim: --wifi-ap-file {broken}, line 2: expected SSID:PASSWORD\n")
+
+
+def test_wifi_state_keeps_no_password_in_the_clear():
+    from sim.device import WifiState
+    wifi = WifiState()
+    wifi.add_access_point(b"lab", b"s3cret")
+    assert b"s3cret" not in repr(wifi).encode() + b"".join(wifi.access_points.values())
+    assert wifi.join_failure(b"lab", b"s3cret") is None
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("listen", ["busy", "192.0.2.7:0"], ids=["busy-port", "foreign-host"])
+def test_cli_cannot_listen_says_so_in_one_line(listen):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if listen == "busy":
+            listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = subprocess.run([sys.executable, "-m", "sim", "--listen", listen], cwd=ROOT,
+                                capture_output=True, text=True, timeout=8)
+    assert result.returncode == 2 and result.stdout == ""
+    reason = os.strerror(errno.EADDRINUSE if listen.startswith("127.") else errno.EADDRNOTAVAIL)
+    assert result.stderr == f"python -m sim: cannot listen on {listen}: {reason}\n"
 
 
 @pytest.mark.timeout(10)
