@@ -1,21 +1,23 @@
-// Allure 3 configuration for `make report`. The categories repeat reports/allure-results/
-// categories.json (written by fixtures/reporting.py), which Allure 3's default report ignores.
+// Allure 3 configuration for `make report`. The categories are the run's own
+// reports/allure-results/categories.json, written by fixtures/reporting.py from the verdict
+// taxonomy (fixtures/verdicts.py): one definition, which Allure 3's default report would ignore.
+import { readFileSync } from "node:fs";
 import { defineConfig } from "allure";
+
+const categoriesFile = "./reports/allure-results/categories.json";
+let categories;
+try {
+  categories = JSON.parse(readFileSync(categoriesFile, "utf8"));
+} catch (error) {
+  throw new Error(`${categoriesFile}: ${error.message} (run the suite first: make conformance)`);
+}
 
 export default defineConfig({
   name: "ESP-AT WebSocket conformance",
   output: "./reports/allure-report",
   // Kept between runs (a CI cache or artifact) it gives trends per firmware version.
   historyPath: "./reports/history.jsonl",
-  categories: [
-    {
-      name: "Known deviations of shipping ESP-AT",
-      matchedStatuses: ["failed"],
-      messageRegex: "[\\s\\S]*KNOWN DEVIATION KD-\\d+ of [\\s\\S]*",
-    },
-    { name: "Conformance failures (new)", matchedStatuses: ["failed"] },
-    { name: "Harness or infrastructure problems", matchedStatuses: ["broken"] },
-  ],
+  categories,
   plugins: {
     awesome: {
       options: {
