@@ -132,6 +132,7 @@ class AtClient:
         self.commands_sent = []
         self.rebooted_at: float | None = None    # a reboot nobody asked for, this test
         self.garbage_seen = False                # framing errors or bytes that are not text
+        self.busy_exhausted: Response | None = None   # still `busy p...` after the retries
         self._transcript = Transcript()
         self._t0 = time.monotonic()
 
@@ -257,6 +258,14 @@ class AtClient:
                          f"{len(self.unexpected) + self.unexpected_dropped} unexpected line(s)",
                     sent=None, expected="no more output than the test asked for",
                     received=shown_lines, clauses=self.clauses)
+            busy = self.busy_exhausted
+            if busy is not None:
+                return DeviceBusy(
+                    what=f"the device answered {busy.command!r} with `busy p...` "
+                         f"{busy.busy_retries + 1} time(s), {BUSY_PAUSE_S:g} s apart: it stayed "
+                         f"busy with something no command of the test asked for",
+                    sent=busy.command + b"\r\n", expected="an answer", received=busy.received,
+                    clauses=self.clauses)
             if self.garbage_seen:
                 return DeviceGarbage(
                     what="the device printed garbage: bytes that are neither text nor AT framing",
@@ -320,7 +329,11 @@ class AtClient:
             with self._running(command, expects_prompt=False) as (response, start):
                 self._collect(response, start, timeout, until_prompt=False)
             response.busy_retries = retry
-            if not response.busy or retry == busy_retries:
+            if not response.busy:
+                return response
+            if retry == busy_retries:
+                if busy_retries:                 # retried and still busy: a device fault
+                    self.busy_exhausted = response
                 return response
             time.sleep(BUSY_PAUSE_S)
         return response
@@ -374,6 +387,15 @@ class AtClient:
                 continue
             if event is None:
                 expected = "the '>' prompt" if until_prompt else "a final result code"
+                missing = self._engine.payload_missing
+                if missing:                      # the answer went into a +WS_DATA payload
+                    self.garbage_seen = True
+                    raise DeviceGarbage(
+                        what=f"no answer to {response.command!r} within {timeout:g} s: the "
+                             f"device printed a +WS_DATA header whose payload never came, so "
+                             f"its output since is read as that payload ({missing} bytes still "
+                             f"missing)", sent=response.command + b"\r\n", expected=expected,
+                        received=response.received, clauses=response.clauses)
                 raise DeviceSilent(what=f"no answer to {response.command!r} within {timeout:g} s",
                                    sent=response.command + b"\r\n", expected=expected,
                                    received=response.received, clauses=response.clauses)
@@ -540,6 +562,7 @@ class AtClient:
         test's."""
         with self._cond:
             self.rebooted_at = None
+            self.busy_exhausted = None
 
     def resync(self) -> None:
         """Forget any half-read framing (a +WS_DATA whose bytes never came would swallow every

@@ -86,6 +86,13 @@ class AtEngine:
     def awaiting_prompt(self) -> bool:
         return self._awaiting_prompt
 
+    @property
+    def payload_missing(self) -> int:
+        """Bytes a +WS_DATA header announced that have not come (0 when not inside one)."""
+        if self._payload is None:
+            return 0
+        return max(0, self._payload[1] - len(self._buffer))
+
     # ---- readers: each returns True when it consumed something --------------------------
 
     def _step(self) -> bool:

@@ -318,9 +318,10 @@ def test_resync_recovers_from_a_ws_data_length_that_never_arrives(device, client
     device.answers[b"AT"] = b"\r\nOK\r\n"
     client.cmd("AT")
     device.push(b"+WS_DATA:0,999999,only a few bytes")
-    with pytest.raises(DeviceSilent) as info:
+    with pytest.raises(DeviceGarbage, match="payload never came") as info:
         client.cmd("AT", timeout=0.3)            # its OK is swallowed as payload
     assert info.value.received.endswith(b"\r\nOK\r\n")     # the OK came, inside the payload
+    assert isinstance(client.fault_seen(), DeviceGarbage)
     client.resync()
     assert client.cmd("AT").ok
     assert "engine resynchronised" in client.transcript()
