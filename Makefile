@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast report bench clean
+.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness report bench clean
 
 venv: $(VENV)/.installed
 
@@ -43,8 +43,15 @@ mutation: venv
 mutation-fast: venv
 	$(BIN)/python -m tools.mutation --fast
 
+# Faults of the device and the harness (reboot, garbage, stall, port loss, flood, busy, signals,
+# a failed Wi-Fi join, a stranger at an endpoint, bad input), each its own run of the suite
+# through tools/faultproxy.py: no hang, the verdict class, later tests pass, reports complete,
+# no process left, no secret in any artifact. Writes reports/robustness/robustness.md and .json.
+robustness: venv
+	$(BIN)/python -m tools.robustness
+
 # The plain model's run is the mutation run's clean run; the suite runs once more board-like.
-check: lint unit conformance-board mutation-fast
+check: lint unit conformance-board mutation-fast robustness
 
 # The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
 # pinned by package-lock.json; its analytics tag is stripped so the report works offline).
@@ -63,4 +70,5 @@ bench: venv
 
 clean:
 	rm -rf $(REPORTS)/allure-results $(REPORTS)/allure-report $(REPORTS)/junit.xml \
-		$(REPORTS)/conformance-matrix.md $(REPORTS)/mutation.md $(REPORTS)/mutation.json
+		$(REPORTS)/conformance-matrix.md $(REPORTS)/mutation.md $(REPORTS)/mutation.json \
+		$(REPORTS)/robustness
