@@ -27,7 +27,6 @@ import binascii
 import importlib.util
 import json
 import os
-import selectors
 import shutil
 import signal
 import socket
@@ -42,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fixtures.model_process import read_announcements
 from tools.robustness_intruder import INTRUDER_LOG_ENV, INTRUDER_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -600,23 +600,9 @@ class Announced:
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _read(self, prefix: str) -> str:
-        deadline = time.monotonic() + ANNOUNCE_TIMEOUT_S
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stdout, selectors.EVENT_READ)
-        seen = b""
-        try:
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    break
-                chunk = os.read(self.process.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                seen += chunk
-                for line in seen.decode(errors="replace").splitlines():
-                    if line.startswith(prefix):
-                        return line[len(prefix):].strip()
-        finally:
-            selector.close()
+        found, seen = read_announcements(self.process.stdout, (prefix,), ANNOUNCE_TIMEOUT_S)
+        if prefix in found:
+            return found[prefix]
         self.stop()
         tail = self.log.read_text(errors="replace").strip().splitlines()[-1:]
         raise RuntimeError(f"{' '.join(self.process.args[1:4])} did not print {prefix!r} "
