@@ -88,18 +88,28 @@ def test_a_panic_on_uart0_fails_the_test_with_the_excerpt():
     assert "Guru Meditation Error" in result.stdout
 
 
-@pytest.mark.parametrize("problem", ["wrong-chip image", "missing image", "unreachable port"])
+@pytest.mark.parametrize("problem", ["wrong-chip image", "missing image", "unreachable AT port",
+                                     "unreachable UART0"])
 def test_board_problems_stop_the_session_with_one_line(tmp_path, problem):
+    import socket
     image = tmp_path / "factory.bin"
     unreachable = ["--at-port", "socket://127.0.0.1:9", "--port", "rfc2217://127.0.0.1:9"]
+    listening = socket.create_server(("127.0.0.1", 0))     # an AT port that is there
     if problem == "wrong-chip image":
         image.write_bytes(build_factory_image(VERSION, chip_id=0))
         args, says = [*unreachable, "--flash-image", str(image)], "is built for ESP32, not ESP32-C2"
     elif problem == "missing image":
         args, says = [*unreachable, "--flash-image", str(image)], "no such file"
+    elif problem == "unreachable AT port":
+        args, says = unreachable, "--at-port socket://127.0.0.1:9: nothing answers there"
     else:
-        args, says = unreachable, "cannot open the board's UART0 rfc2217://127.0.0.1:9"
-    result = run_suite("tests/conformance", *args, timeout=60)
+        args = ["--at-port", f"socket://127.0.0.1:{listening.getsockname()[1]}",
+                "--port", "rfc2217://127.0.0.1:9"]
+        says = "--port (UART0) rfc2217://127.0.0.1:9: nothing answers there"
+    try:
+        result = run_suite("tests/conformance", *args, timeout=60)
+    finally:
+        listening.close()
     output = result.stdout + result.stderr
     assert result.returncode in (2, 4), output[-2000:]   # interrupted / usage error: not "failed"
     assert output.count(says) == 1, f"{says!r} should be said once:\n{output[-3000:]}"
