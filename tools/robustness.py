@@ -671,13 +671,21 @@ def signal_due(scenario: Scenario, started: float, now: float, stdout: Path, log
     return "at" in since and now >= since["at"] + when.delay_s
 
 
+def _as_from_a_terminal() -> None:
+    """In the child, before exec: SIGINT as a terminal gives it. A shell that starts a job in
+    the background (make under CI, `cmd &`) ignores SIGINT, the child inherits that, and Python
+    then installs no KeyboardInterrupt handler: a SIGINT scenario would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_process(argv: list[str], env: dict[str, str], d: Path, scenario: Scenario) -> Session:
     """Run argv in a session of its own with stdout/stderr in D; signal it as the scenario says;
     reap it with wait4 (peak memory); kill the session on a hang; then look for leftovers."""
     stdout, stderr = d / "stdout.txt", d / "stderr.txt"
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=_as_from_a_terminal)
     _live.add(process.pid)
     started = time.monotonic()
     hang, sent_at, since = False, None, {}
