@@ -15,7 +15,6 @@ once (DeviceRebooted), not after its timeout.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 from collections import deque
@@ -24,7 +23,7 @@ from typing import Callable
 
 import serial
 
-from .commands import documented_info_line
+from .commands import documented_info_line, wsopen_listing
 from .engine import AtEngine
 from .errors import (DeviceBusy, DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted,
                      DeviceSilent, DeviceViolation, PortClosed)
@@ -43,7 +42,6 @@ BUSY_RETRIES = 2               # ESP-AT drops a command it answers `busy p...`: 
 BUSY_PAUSE_S = 0.2             # is safe, after the device had time to finish what it was doing
 REOPEN_POLL_S = 0.5
 URC_TYPES = (Urc, WsData, Ready)
-_WSOPEN_LINE = re.compile(rb"\+WSOPEN:(\d+),(\d+),")
 OPENS_LINK, ENDS_LINK = b"+WS_CONNECTED", (b"+WS_DISCONNECTED", b"+WS_CLOSED")
 
 
@@ -72,18 +70,23 @@ class Response:
     def expect(self, final: bytes = b"OK", lines: list[bytes] | None = None) -> "Response":
         """Fail with a transcript unless the final result (and, if given, the lines) match."""
         if self.busy:
-            raise DeviceBusy(what=f"the device answered {self.command!r} with `busy p...` "
-                                  f"{self.busy_retries + 1} time(s), {BUSY_PAUSE_S:g} s apart: "
-                                  f"it was still busy with something no command of the test asked "
-                                  f"for", sent=self.command + b"\r\n", expected=f"final {final!r}",
-                             received=self.received, clauses=self.clauses)
+            raise self.busy_fault(expected=f"final {final!r}")
         if self.final != final or (lines is not None and self.lines != lines):
             wanted = f"final {final!r}" + (f" after lines {lines!r}" if lines is not None else "")
-            got = "busy" if self.busy else f"final {self.final!r}, lines {self.lines!r}"
+            got = f"final {self.final!r}, lines {self.lines!r}"
             raise DeviceViolation(what=f"wrong response to {self.command!r} ({got})",
                                   sent=self.command + b"\r\n", expected=wanted,
                                   received=self.received, clauses=self.clauses)
         return self
+
+    def busy_fault(self, expected: str = "an answer") -> DeviceBusy:
+        """`busy p...` to every try: the device stayed busy with something the test never
+        asked for."""
+        return DeviceBusy(what=f"the device answered {self.command!r} with `busy p...` "
+                               f"{self.busy_retries + 1} time(s), {BUSY_PAUSE_S:g} s apart: it "
+                               f"stayed busy with something no command of the test asked for",
+                          sent=self.command + b"\r\n", expected=expected,
+                          received=self.received, clauses=self.clauses)
 
 
 class AtClient:
@@ -258,14 +261,8 @@ class AtClient:
                          f"{len(self.unexpected) + self.unexpected_dropped} unexpected line(s)",
                     sent=None, expected="no more output than the test asked for",
                     received=shown_lines, clauses=self.clauses)
-            busy = self.busy_exhausted
-            if busy is not None:
-                return DeviceBusy(
-                    what=f"the device answered {busy.command!r} with `busy p...` "
-                         f"{busy.busy_retries + 1} time(s), {BUSY_PAUSE_S:g} s apart: it stayed "
-                         f"busy with something no command of the test asked for",
-                    sent=busy.command + b"\r\n", expected="an answer", received=busy.received,
-                    clauses=self.clauses)
+            if self.busy_exhausted is not None:
+                return self.busy_exhausted.busy_fault()
             if self.garbage_seen:
                 return DeviceGarbage(
                     what="the device printed garbage: bytes that are neither text nor AT framing",
@@ -403,9 +400,9 @@ class AtClient:
                 response.echoed = True
             elif isinstance(event, Line):
                 response.lines.append(event.line)
-                listed = _WSOPEN_LINE.match(event.line)
-                if listed and listed.group(2) == b"2":   # a link the device holds open
-                    self.open_links.add(int(listed.group(1)))
+                listed = wsopen_listing(event.line)
+                if listed and listed[1] == 2:    # state 2: a link the device holds open
+                    self.open_links.add(listed[0])
                 if (event.line not in SYSTEM_MESSAGES
                         and not documented_info_line(response.command, event.line)):
                     self._note_unexpected(event.raw, f"in the answer to {response.command!r}")

@@ -5,6 +5,16 @@ Optional parameters are simply left off the end of the line.
 """
 from __future__ import annotations
 
+import re
+
+_WSOPEN_LISTING = re.compile(rb"\+WSOPEN:(\d+),(\d+),")
+
+
+def wsopen_listing(line: bytes) -> tuple[int, int] | None:
+    """(link_id, state) of a `+WSOPEN:<link_id>,<state>,"<uri>"` line of AT+WSOPEN?, else None."""
+    match = _WSOPEN_LISTING.match(line)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
 
 def quote(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace(",", "\\,")

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 import spec
+from fixtures.verdicts import class_of
 from sim.defects import DEFECTS, Defect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +168,6 @@ CAUGHT = ("violation", "device fault")
 
 
 def verdict_class(record: dict) -> str:
-    from fixtures.verdicts import class_of
     return record.get("class") or class_of(record["verdict"])
 
 
