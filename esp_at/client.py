@@ -574,6 +574,15 @@ class AtClient:
         with self._cond:
             self._transcript.append(time.monotonic(), "--", text.encode())
 
+    @property
+    def test_started(self) -> float:
+        """When the test began (time.monotonic()): t = 0 of its transcript, recording and timeline."""
+        return self._t0
+
+    def transcript_entries(self) -> list[tuple[float, str, bytes]]:
+        with self._cond:
+            return self._transcript.entries()
+
     def transcript(self) -> str:
         """The test's exchange as text: time since test start, direction, exact bytes (the
         first and last part of it when it was long)."""

@@ -36,6 +36,12 @@ class Transcript:
             self.cut_bytes += len(dropped)
             self.cut_entries += 1
 
+    def entries(self) -> list[tuple[float, str, bytes]]:
+        """What is kept, in order: (time.monotonic(), direction, bytes); a cut is one "--" entry."""
+        cut = [(self._tail[0][0], "--", f"{self.cut_bytes} bytes cut".encode())] \
+            if self.cut_bytes and self._tail else []
+        return [*self._head, *cut, *self._tail]
+
     def render(self, t0: float) -> str:
         lines = [f"{t - t0:9.4f} {direction} {data!r}" for t, direction, data in self._head]
         if self.cut_bytes:

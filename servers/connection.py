@@ -29,6 +29,7 @@ class Connection:
         self.upgraded = False  # a 101 went out
         self.refused_status: int | None = None
         self.peer = "?"  # host:port the connection came from
+        self.opened_at: float | None = None  # when TCP was accepted (time.monotonic())
         self.close_sent_at: float | None = None  # when the server wrote a close frame
         self.closed_at: float | None = None  # when TCP closed, either side
         self.close_initiator: CloseInitiator | None = None
@@ -57,6 +58,7 @@ class Connection:
     # -- fed by the transport layer (loop only) --
 
     def attach(self, transport: asyncio.Transport) -> None:
+        self.opened_at = time.monotonic()
         self._transport = transport
         self.peer = _address(transport.get_extra_info("peername"))
 

@@ -277,21 +277,33 @@ class Endpoint:
         conn = self._live()
         self._server.call_in_loop(lambda: conn.write(data))
 
-    def describe(self) -> str:
-        """What the endpoint recorded, for a report attachment."""
-        return self._transcript(f"{self.path}: what the server recorded")
+    def describe(self, t0: float | None = None) -> str:
+        """What the endpoint recorded, for a report attachment; with `t0` (the test's start on
+        the AT transcript's clock, time.monotonic()) every time is shown as seconds since it, so
+        the two line up."""
+        return self._transcript(f"{self.path}: what the server recorded", t0)
 
-    def _transcript(self, headline: str) -> str:
-        lines = [headline]
+    def _transcript(self, headline: str, t0: float | None = None) -> str:
+        def at(t: float | None) -> str:
+            if t is None:
+                return "          "
+            return f"{t - t0:9.4f} " if t0 is not None else f"{t:9.3f} "
+        lines = [headline + (" (times: seconds since the test began, the AT transcript's clock)"
+                             if t0 is not None else "")]
         if not self.connections:
             lines.append("  no connection to this endpoint")
         for index, conn in enumerate(list(self.connections), 1):
             lines.append(f"  connection {index}: {conn!r}")
-            lines.append(f"    {conn.handshake!r}")
+            lines.append(f"    {at(conn.opened_at)}TCP open from {conn.peer}")
+            lines.append(f"    {at(conn.handshake.time if conn.handshake else None)}{conn.handshake!r}")
             frames = list(conn.frames)
             if len(frames) > _SHOWN_FRAMES:
                 lines.append(f"    ... {len(frames) - _SHOWN_FRAMES} earlier frames")
-            lines.extend(f"    {rf!r}" for rf in frames[-_SHOWN_FRAMES:])
+            lines.extend(f"    {at(rf.time)}{rf!r}" for rf in frames[-_SHOWN_FRAMES:])
+            if conn.close_sent_at is not None:
+                lines.append(f"    {at(conn.close_sent_at)}the server sent a close frame")
+            if conn.closed_at is not None:
+                lines.append(f"    {at(conn.closed_at)}TCP closed by the {conn.close_initiator}")
         anomalies = self.anomalies()
         if anomalies:
             lines.append("  anomalies (never recorded as the device's):")

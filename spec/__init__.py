@@ -82,6 +82,11 @@ class Spec:
     known_deviations: dict[str, str]
     timing: Timing
     at: AtLimits
+    groups: dict[str, str]        # a clause id's first part -> what the reports call it
+
+    def group_of(self, clause_id: str) -> str:
+        """AT+WSCFG for WSCFG.link_id.range: where the clause sits in the reports' tree."""
+        return self.groups[clause_id.split(".")[0]]
 
     def param(self, command: str, name: str) -> Param:
         for param in self.params:
@@ -127,7 +132,12 @@ def load() -> Spec:
         if clause.known_deviation and clause.known_deviation not in known_deviations:
             raise ValueError(f"{SPEC_FILE.name}: {clause.id} names unknown deviation "
                              f"{clause.known_deviation}")
+    groups = dict(data["clause_groups"])
+    ungrouped = sorted({c.split(".")[0] for c in clauses} - set(groups))
+    if ungrouped:
+        raise ValueError(f"{SPEC_FILE.name}: [clause_groups] lacks {', '.join(ungrouped)}")
     timing = data["timing"]
     timing["reconnect_wait_s"] = tuple(timing["reconnect_wait_s"])
     return Spec(clauses=clauses, params=params, states=states, profiles=profiles,
-                known_deviations=known_deviations, timing=Timing(**timing), at=AtLimits(**data["at"]))
+                known_deviations=known_deviations, timing=Timing(**timing), at=AtLimits(**data["at"]),
+                groups=groups)
