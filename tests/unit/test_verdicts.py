@@ -3,10 +3,12 @@ import pytest
 
 from esp_at.errors import (DeviceBusy, DeviceFlood, DeviceRebooted, DeviceSilent,
                            DeviceStoppedAnswering, DeviceViolation, PortClosed)
-from fixtures.reporting import conformance_matrix, verdict
+from fixtures.run_record import verdict
+from results import matrix
 from fixtures.uart0 import DeviceCrashed
-from fixtures.verdicts import (BROKEN, DEVICE_FAULT, INTERRUPTED, NEW, HarnessAnomaly,
-                               RunInterrupted, class_of, deviation, label_of)
+from fixtures.verdicts import (BROKEN, DEVICE_FAULT, INTERRUPTED, NEW, UNEXPECTED_PASS,
+                               HarnessAnomaly, RunInterrupted, UnexpectedPass, class_of, deviation,
+                               label_of)
 
 KD_CLAUSE = "WSOPEN.timeout_ms.range"           # KD-1 in spec/websocket_at.toml
 
@@ -76,13 +78,31 @@ def test_a_silence_outside_any_check_is_new():
     ([("failed", "INTERRUPTED")], "INTERRUPTED"),
     ([("failed", "BROKEN"), ("failed", "NEW")], "FAIL"),
     ([], "NOT RUN"),
+    ([("xfailed", "KD-1"), ("passed", "")], "EXPECTED KD-1"),
+    ([("xfailed", "KD-1"), ("failed", "UNEXPECTED PASS")], "UNEXPECTED PASS"),
+    ([("failed", "UNEXPECTED PASS"), ("failed", "NEW")], "FAIL"),
+    ([("xfailed", "KD-1"), ("failed", "KD-1")], "KNOWN DEVIATION"),
+    ([("skipped", "")], "SKIPPED"),
 ])
 def test_a_clause_fails_only_on_a_violation(kinds, expected):
     assert verdict([(f"t{i}", outcome, kind) for i, (outcome, kind) in enumerate(kinds)]) == expected
 
 
 def test_the_matrix_says_when_the_session_stopped():
-    text = conformance_matrix({KD_CLAUSE: [("t", "failed", "DEVICE FAULT")]},
-                              {"why": "the device is gone", "not_run": ["a", "b"]})
+    record = {"schema": matrix.SCHEMA, "header": {}, "summary": {}, "tests": [], "observations": [],
+              "stopped": {"why": "the device is gone", "not_run": ["a", "b"]},
+              "clauses": [{"id": KD_CLAUSE, "command": "AT+WSOPEN", "level": "MUST", "text": "t",
+                           "known_deviation": "KD-1",
+                           "verdict": verdict([("t", "failed", "DEVICE FAULT")]), "passed": 0,
+                           "failed": 1, "skipped": 0, "expected": 0, "tests": ["t"]}]}
+    text = matrix.markdown(record)
     assert "**The session stopped: the device is gone** 2 test(s) did not run" in text
     assert f"| {KD_CLAUSE} | MUST | DEVICE FAULT |" in text
+
+
+def test_an_unexpected_pass_is_filed_as_such_never_as_a_violation():
+    label = label_of(UnexpectedPass("the file expects KD-1"), [KD_CLAUSE])
+    assert (label.kind, label.clause, label.verdict_class) == (UNEXPECTED_PASS, KD_CLAUSE,
+                                                               "expectation")
+    assert label.heading().startswith(f"UNEXPECTED PASS of {KD_CLAUSE}")
+    assert not label.is_known_deviation

@@ -1,0 +1,106 @@
+"""The shipping firmware's verdict, both ways: `python -m tools.shipping` (make shipping).
+
+The model with shipping ESP-AT's known deviations (`--firmware shipping`: every KD the model has,
+with a board's timing) is run twice:
+  - with its expectations file: the run must pass (exit 0), every listed test an expected failure
+    filed as its KD, nothing else failing;
+  - without it: the run must fail (exit 1) on exactly the listed tests, each filed as its KD.
+So the file is exact: it lists every known deviation the suite catches, and nothing more.
+Writes reports/shipping/shipping.md and each run's JUnit, verdict log and matrix.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fixtures.expectations import load
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXPECTATIONS = "expectations/esp-at-shipping.toml"
+OUT = PROJECT_ROOT / "reports" / "shipping"
+RUN_TIMEOUT_S = 1500.0               # a hung run is a failure of this check, not a CI timeout
+
+
+def run(name: str, extra: list[str], workers: str) -> tuple[int, list[dict], float, str]:
+    out = OUT / name
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "verdicts.jsonl"
+    argv = [sys.executable, "-m", "pytest", "tests/conformance", "--firmware", "shipping",
+            "-p", "no:cacheprovider", "-q", "--verdict-log", str(log),
+            "--junitxml", str(out / "junit.xml"), *extra]
+    if workers != "0":
+        argv += ["-n", workers]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S)
+        code, stdout = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as exc:
+        code, stdout = -1, f"timed out after {RUN_TIMEOUT_S:g} s\n{exc.stdout or ''}"
+    (out / "stdout.txt").write_text(stdout)
+    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return code, records, time.monotonic() - started, stdout
+
+
+def check_with(code: int, records: list[dict], expected: dict[str, str]) -> list[str]:
+    problems = [] if code == 0 else [f"exit status {code}, not 0"]
+    for r in records:
+        if r["outcome"] == "failed":
+            problems.append(f"{r['nodeid']} failed ({r['verdict']})")
+        elif r["outcome"] == "xfailed" and expected.get(r["nodeid"]) != r["verdict"]:
+            problems.append(f"{r['nodeid']} was an expected failure as {r['verdict']}, the file "
+                            f"says {expected.get(r['nodeid'])}")
+    xfailed = {r["nodeid"] for r in records if r["outcome"] == "xfailed"}
+    problems += [f"{t} is listed but was not an expected failure" for t in expected if t not in xfailed]
+    return problems
+
+
+def check_without(code: int, records: list[dict], expected: dict[str, str]) -> list[str]:
+    problems = [] if code == 1 else [f"exit status {code}, not 1"]
+    failed = {r["nodeid"]: r["verdict"] for r in records if r["outcome"] == "failed"}
+    problems += [f"{t} failed ({v}) but is not listed" for t, v in failed.items() if t not in expected]
+    problems += [f"{t} did not fail" for t in expected if t not in failed]
+    problems += [f"{t} failed as {failed[t]}, the file says {kd}"
+                 for t, kd in expected.items() if t in failed and failed[t] != kd]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="2", help="pytest-xdist workers per run (0: none)")
+    args = parser.parse_args(argv)
+    expectations = load(PROJECT_ROOT / EXPECTATIONS)
+    expected = {e.test: e.kd for e in expectations.entries}
+    rows, failures = [], 0
+    for name, extra, checker in (
+            ("with-expectations", ["--expectations", EXPECTATIONS], check_with),
+            ("without-expectations", [], check_without)):
+        code, records, took, stdout = run(name, extra, args.workers)
+        problems = checker(code, records, expected) if records else \
+            [f"no verdict log (exit {code}): {stdout[-1500:]}"]
+        failures += bool(problems)
+        counts = {o: sum(1 for r in records if r["outcome"] == o)
+                  for o in ("passed", "failed", "xfailed", "skipped")}
+        rows.append((name, code, took, counts, problems))
+        verdict = "as it must be" if not problems else "WRONG: " + "; ".join(problems[:10])
+        print(f"shipping firmware, {name.replace('-', ' ')}: exit {code} in {took:.0f} s, "
+              f"{counts['passed']} passed, {counts['xfailed']} expected failures, "
+              f"{counts['failed']} failed: {verdict}", flush=True)
+    lines = ["# Shipping firmware against its expectations", "",
+             f"`{EXPECTATIONS}`: {len(expected)} expected failures of {expectations.line}.", "",
+             "| run | exit | time | passed | expected failures | failed | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for name, code, took, counts, problems in rows:
+        lines.append(f"| {name} | {code} | {took:.0f} s | {counts['passed']} | "
+                     f"{counts['xfailed']} | {counts['failed']} | "
+                     f"{'as it must be' if not problems else '; '.join(problems[:5])} |")
+    (OUT / "shipping.md").write_text("\n".join(lines) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
