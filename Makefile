@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness report bench clean
+.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness shipping compare report bench clean
 
 venv: $(VENV)/.installed
 
@@ -50,15 +50,31 @@ mutation-fast: venv
 robustness: venv
 	$(BIN)/python -m tools.robustness
 
-# The plain model's run is the mutation run's clean run; the suite runs once more board-like.
-check: lint unit conformance-board mutation-fast robustness
+# The model with shipping ESP-AT's known deviations (board timing), with its expectations file
+# (must pass: every failure expected) and without (must fail on exactly the listed tests).
+# Writes reports/shipping/shipping.md.
+shipping: venv
+	$(BIN)/python -m tools.shipping
 
-# The HTML Allure report of the last run, at reports/allure-report/index.html (Allure 3 from npm,
-# pinned by package-lock.json; its analytics tag is stripped so the report works offline).
+# Two runs compared (per clause and test: regressed, fixed, changed, new; observations that
+# changed): make compare A=DIR_OR_JSON B=DIR_OR_JSON; writes reports/compare.md and .html.
+compare: venv
+	$(BIN)/python -m results.compare $(A) $(B) --out $(REPORTS)
+
+# The plain model's run is the mutation run's clean run; the suite runs once more board-like.
+check: lint unit conformance-board mutation-fast robustness shipping
+
+# The HTML Allure report of the last run (Allure 3 from npm, pinned by package-lock.json):
+# reports/allure-report/awesome/ to serve (npx allure open reports/allure-report), and the same
+# report as one file, reports/conformance-report.html, to open as it is or attach to a release.
+# The history (reports/history.jsonl) is kept one point per firmware; the analytics tag of the
+# pages is stripped so the report works offline.
 report: venv node_modules/.installed
 	rm -rf $(REPORTS)/allure-report
+	$(BIN)/python -m tools.report_history $(REPORTS)/history.jsonl $(REPORTS)/allure-results
 	npx --no-install allure generate $(REPORTS)/allure-results --config allurerc.mjs
 	$(BIN)/python -m tools.offline_report $(REPORTS)/allure-report
+	cp $(REPORTS)/allure-report/single/index.html $(REPORTS)/conformance-report.html
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -70,5 +86,6 @@ bench: venv
 
 clean:
 	rm -rf $(REPORTS)/allure-results $(REPORTS)/allure-report $(REPORTS)/junit.xml \
-		$(REPORTS)/conformance-matrix.md $(REPORTS)/mutation.md $(REPORTS)/mutation.json \
-		$(REPORTS)/robustness
+		$(REPORTS)/conformance-matrix.* $(REPORTS)/mutation.md $(REPORTS)/mutation.json \
+		$(REPORTS)/robustness $(REPORTS)/shipping $(REPORTS)/timelines $(REPORTS)/compare.* \
+		$(REPORTS)/conformance-report.html

@@ -6,6 +6,10 @@ pytest_plugins = [
     "fixtures.device",
     "fixtures.ws_server",
     "fixtures.links",
+    "fixtures.expectations",          # before reporting: it files the expected failures
+    "fixtures.run_record",
     "fixtures.reporting",
+    "fixtures.timeline",              # after reporting: the picture follows the transcripts
+    "fixtures.progress",
     "fixtures.embedded",
 ]

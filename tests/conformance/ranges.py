@@ -20,6 +20,11 @@ class RangeCase:
     def __str__(self) -> str:
         return f"{self.param}={self.value}-{'accepted' if self.in_range else 'refused'}"
 
+    @property
+    def shown(self) -> str:
+        """How the reports show the case: the value sent and the answer the spec wants."""
+        return f"{self.param}={self.value} → {'OK' if self.in_range else 'ERROR'}"
+
 
 def range_cases(the_spec: spec.Spec, command: str, names: tuple[str, ...] | None = None,
                 profile: str = spec.DEFAULT_PROFILE) -> list:

@@ -9,6 +9,8 @@ import spec
 from wire.frames import OP_BINARY, OP_TEXT, encode_frame
 
 from fixtures import margins
+from fixtures.progress import waiting_for
+from fixtures.timeline import timed
 from fixtures.links import lose_connection, open_link, state_of, wait_link_closed
 from fixtures.verdicts import check, deviation
 
@@ -138,6 +140,7 @@ def test_state_1_while_reconnecting(at, connected, ws_endpoint):
 
 
 @pytest.mark.slow
+@pytest.mark.timer
 @pytest.mark.clause("WSOPEN.reconnect")
 def test_reconnects_after_the_wait_with_the_same_request(at, ws_endpoint):
     """BEHAVIOUR.md: state 3 for about 10 or 15 s, then the same handshake again, +WS_CONNECTED,
@@ -150,8 +153,12 @@ def test_reconnects_after_the_wait_with_the_same_request(at, ws_endpoint):
     first = ws_endpoint.wait_connection(timeout=margins.SERVER_SEES_IT_S)
     lose_connection(at, ws_endpoint, 0)
     lost_at = first.closed_at
-    again = ws_endpoint.wait_connection(timeout=margins.RECONNECT_MAX_S + margins.SERVER_SEES_IT_S,
-                                        count=2)
+    with waiting_for("the reconnect (about 10 or 15 s in state 3)",
+                     margins.RECONNECT_MAX_S + margins.SERVER_SEES_IT_S):
+        again = ws_endpoint.wait_connection(
+            timeout=margins.RECONNECT_MAX_S + margins.SERVER_SEES_IT_S, count=2)
+    timed("reconnect wait", lost_at, (margins.RECONNECT_MIN_S, margins.RECONNECT_MAX_S),
+          again.handshake.time, "about 10 or 15 s from the lost connection to the next handshake")
     waited = again.handshake.time - lost_at
     assert margins.RECONNECT_MIN_S <= waited <= margins.RECONNECT_MAX_S, (
         f"the device reconnected {waited:.2f} s after the connection was lost; BEHAVIOUR.md: "
@@ -165,6 +172,11 @@ def test_reconnects_after_the_wait_with_the_same_request(at, ws_endpoint):
                                     2, timeout=2 * margins.ping_gap_bounds(interval)[1] + 1)
     # The ping clock ran on through the wait, so the first ping is overdue: within about a tick.
     first_after = pings[0].time - again.handshake.time
+    timed("first ping after the reconnect", again.handshake.time,
+          (0.0, margins.TIMER_TICK_S + 2 * margins.NETWORK_JITTER_S), pings[0].time,
+          "overdue: within about a timer tick")
+    timed("ping after the reconnect", pings[0].time, margins.ping_gap_bounds(interval),
+          pings[1].time, f"ping_intv_sec {interval}")
     assert first_after <= margins.TIMER_TICK_S + 2 * margins.NETWORK_JITTER_S, (
         f"the first ping came {first_after:.2f} s after the reconnect; BEHAVIOUR.md: within about "
         f"{margins.TIMER_TICK_S:g} s")

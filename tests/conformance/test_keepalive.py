@@ -12,7 +12,9 @@ import pytest
 import spec
 
 from fixtures import margins
+from fixtures.progress import waiting_for
 from fixtures.links import state_of
+from fixtures.timeline import timed
 from fixtures.verdicts import check, deviation
 
 SPEC = spec.load()
@@ -33,6 +35,8 @@ def assert_pings_every(interval: int, pings, clause: str, since: float | None = 
     """Consecutive pings (and, from `since`, the first) are interval apart within the bounds."""
     lo, hi = margins.ping_gap_bounds(interval)
     times = ([since] if since is not None else []) + [rf.time for rf in pings]
+    for index, (start, end) in enumerate(zip(times, times[1:]), 1):
+        timed(f"ping {index}", start, (lo, hi), end, f"ping_intv_sec {interval}")
     with check(clause):
         assert all(lo <= g <= hi for g in gaps(times)), (
             f"ping_intv_sec {interval}: expected pings {lo:.2f}-{hi:.2f} s apart; gaps were "
@@ -40,6 +44,7 @@ def assert_pings_every(interval: int, pings, clause: str, since: float | None = 
         assert all(rf.frame.fin and rf.frame.masked and not rf.frame.payload for rf in pings), pings
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSCFG.ping_intv_sec.effect")
 @pytest.mark.parametrize("interval", [1, 2])
 def test_pings_every_interval(at, connected, ws_endpoint, interval):
@@ -51,6 +56,7 @@ def test_pings_every_interval(at, connected, ws_endpoint, interval):
     assert_pings_every(interval, pings, "WSCFG.ping_intv_sec.effect", since=opened)
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSCFG.ping_intv_sec.under_traffic")
 def test_pings_go_on_while_the_server_talks(at, connected, ws_endpoint):
     interval = 2
@@ -76,6 +82,9 @@ def test_pings_go_on_while_the_server_talks(at, connected, ws_endpoint):
     lo, hi = margins.ping_gap_bounds(interval)
     times = [started] + [rf.time for rf in pings]
     spaced = [g for g in gaps(times)] + [round(time.monotonic() - times[-1], 3)]
+    for index, (start, end) in enumerate(zip(times, times[1:] + [None]), 1):
+        timed(f"ping {index} under traffic", start, (lo, hi), end, f"ping_intv_sec {interval}, "
+              f"the server sending every 0.4 s")
     message = (f"ping_intv_sec {interval} while the server sends every 0.4 s: pings "
                f"{lo:.2f}-{hi:.2f} s apart expected; gaps {spaced[:-1]}, then {spaced[-1]} s "
                f"without a ping")
@@ -86,6 +95,7 @@ def test_pings_go_on_while_the_server_talks(at, connected, ws_endpoint):
 
 
 @pytest.mark.slow
+@pytest.mark.timer
 @pytest.mark.clause("WSCFG.ping_intv_sec.default")
 def test_default_ping_interval_is_10_s(factory_defaults, connected, ws_endpoint):
     opened = time.monotonic()
@@ -100,7 +110,10 @@ def expect_pong_timeout(at, endpoint, interval, timeout):
     the server), TCP closed without a close frame, +WS_DISCONNECTED, state 3."""
     first_ping = endpoint.wait_frame(is_ping, timeout=margins.ping_gap_bounds(interval)[1] + 1)
     lo, hi = margins.pong_timeout_bounds(timeout)
-    connection = endpoint.wait_disconnect(timeout=hi + 1)
+    with waiting_for("the pong timeout", hi + 1):
+        connection = endpoint.wait_disconnect(timeout=hi + 1)
+    timed("pong timeout", first_ping.time, (lo, hi), connection.closed_at,
+          f"ping_timeout_sec {timeout}, from the first unanswered ping to the abort")
     waited = connection.closed_at - first_ping.time
     assert lo <= waited <= hi, (
         f"ping_timeout_sec {timeout}: the connection was aborted {waited:.2f} s after the first "
@@ -112,6 +125,7 @@ def expect_pong_timeout(at, endpoint, interval, timeout):
     assert state_of(at, 0) == WAIT_RECONNECT, "after a pong timeout AT+WSOPEN? must show state 3"
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSCFG.ping_timeout_sec.effect")
 def test_no_pong_within_timeout_aborts_the_connection(at, connected, ws_endpoint):
     ws_endpoint.answer_pings(never=True)
@@ -119,6 +133,7 @@ def test_no_pong_within_timeout_aborts_the_connection(at, connected, ws_endpoint
     expect_pong_timeout(at, ws_endpoint, 1, 3)
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSCFG.ping_timeout_sec.effect")
 def test_late_pong_within_timeout_keeps_the_link(at, connected, ws_endpoint):
     ws_endpoint.answer_pings(delay_ms=1000)
@@ -130,6 +145,7 @@ def test_late_pong_within_timeout_keeps_the_link(at, connected, ws_endpoint):
 
 
 @pytest.mark.slow
+@pytest.mark.timer
 @pytest.mark.clause("WSCFG.ping_timeout_sec.default")
 def test_default_pong_timeout_is_120_s(factory_defaults, connected, ws_endpoint):
     ws_endpoint.answer_pings(never=True)

@@ -9,6 +9,7 @@ import spec
 from esp_at.commands import wsclose, wsopen
 
 from fixtures import margins
+from fixtures.timeline import timed
 from fixtures.links import (configure, link_states, lose_connection, open_link,
                             reconnect_in_progress, state_of, wait_link_closed,
                             wsopen_answer_timeout)
@@ -57,10 +58,14 @@ def test_parameter_range(at, new_endpoint, case):
     assert all(e.connections[-1].is_open for e in endpoints.values()), "a connection was closed"
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSCLOSE.teardown")
 def test_close_drops_tcp_without_a_close_frame_and_prints_nothing(at, connected, ws_endpoint):
     connection = connected(0)
+    started = time.monotonic()
     response, took = timed_close(at, 0)
+    timed("AT+WSCLOSE answer", started, (0.0, margins.WSCLOSE_ANSWER_S), started + took,
+          f"OK within about {SPEC.timing.wsclose_answer_s:g} s on an established link")
     response.expect(b"OK", lines=[])
     assert took <= margins.WSCLOSE_ANSWER_S, (
         f"AT+WSCLOSE of an established link answered after {took:.2f} s; BEHAVIOUR.md: within "

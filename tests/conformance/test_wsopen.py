@@ -9,6 +9,8 @@ import spec
 from esp_at.commands import WSOPEN_QUERY, quote, wsopen, wssend
 
 from fixtures import margins
+from fixtures.run_record import observe
+from fixtures.timeline import timed
 from fixtures.links import (command_in_background, link_states, open_link, send_ok, state_of,
                             wsopen_answer_timeout)
 from fixtures.verdicts import check, deviation
@@ -180,6 +182,7 @@ def test_request_target_host_and_headers(at, ws_endpoint):
     assert handshake.method == "GET"
     assert handshake.path == ws_endpoint.path and handshake.query == query, handshake
     headers = {name.lower(): value for name, value in handshake.headers}
+    observe("handshake header order", ", ".join(name for name, _ in handshake.headers))
     assert headers.get("host") == f"{ws_endpoint.host}:{ws_endpoint.port}", (
         f"Host must carry the port (BEHAVIOUR.md Opening): {handshake.headers}")
     # RFC 9110: the order of header fields is not significant, so it is not checked.
@@ -264,7 +267,10 @@ def timed_open_against_silent_server(at, endpoint, timeout_ms):
     started = time.monotonic()
     response = at.cmd(wsopen(0, endpoint.url, timeout_ms=timeout_ms),
                       timeout=wsopen_answer_timeout(timeout_ms))
-    return response, time.monotonic() - started
+    took = time.monotonic() - started
+    timed("open timeout", started, margins.open_timeout_bounds(timeout_ms / 1000), started + took,
+          f"timeout_ms {timeout_ms}, from AT+WSOPEN to its ERROR")
+    return response, took
 
 
 def kd2_like(took: float) -> bool:
@@ -274,6 +280,7 @@ def kd2_like(took: float) -> bool:
     return lo <= took <= hi
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSOPEN.timeout_ms.effect")
 def test_timeout_ms_bounds_the_wait_for_a_silent_server(at, ws_endpoint):
     timeout_s = 2.0
@@ -292,6 +299,7 @@ def test_timeout_ms_bounds_the_wait_for_a_silent_server(at, ws_endpoint):
 
 
 @pytest.mark.slow
+@pytest.mark.timer
 @pytest.mark.clause("WSOPEN.timeout_ms.default")
 def test_default_timeout_is_15_s(at, ws_endpoint):
     default_s = SPEC.default("AT+WSOPEN", "timeout_ms") / 1000
@@ -307,6 +315,8 @@ def test_default_timeout_is_15_s(at, ws_endpoint):
     took = time.monotonic() - started
     response.expect(b"ERROR")
     lo, hi = margins.open_timeout_bounds(default_s)
+    timed("open timeout", started, (lo, hi), started + took,
+          f"no timeout_ms: the default {default_s:g} s, from AT+WSOPEN to its ERROR")
     if not lo <= took <= hi and urc_after is not None and kd2_like(urc_after) \
             and took - urc_after >= margins.TIMER_TICK_S:
         # KD-2's signature: the library's own 10 s attempt failed (+WS_DISCONNECTED), the AT

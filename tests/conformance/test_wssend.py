@@ -10,6 +10,8 @@ from esp_at.commands import wsclose, wssend
 from wire.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_TEXT
 
 from fixtures import margins
+from fixtures.run_record import observe
+from fixtures.timeline import timed
 from fixtures.links import (Pending, frames_until_marker, link_states, lose_connection, open_link,
                             reconnect_in_progress, send_ok, state_of)
 from fixtures.verdicts import check, deviation
@@ -72,6 +74,9 @@ def test_frame_on_wire_and_echo_as_ws_data(at, connected, ws_endpoint):
                                       timeout=margins.SERVER_SEES_IT_S)
     assert recorded.frame.payload == payload and recorded.frame.fin and recorded.frame.masked, recorded
     assert at.wait_ws_data(0, len(payload), timeout=margins.SERVER_SEES_IT_S) == [payload]
+    received = b"".join(data for _, way, data in at.transcript_entries() if way == "<<")
+    echo, send_ok = received.find(b"+WS_DATA:0,"), received.find(b"SEND OK")
+    observe("the echo's +WS_DATA and SEND OK", "+WS_DATA first" if echo < send_ok else "SEND OK first")
 
 
 @pytest.mark.clause("WSSEND.prompt")
@@ -340,6 +345,8 @@ def send_times_out(at, endpoint, timeout_ms: int | None) -> None:
     response.expect(b"ERROR")
     lo, hi = margins.send_timeout_bounds(timeout_s)
     hi += margins.uart_s(LENGTH_MAX)             # the device's clock starts after the data's UART time
+    timed("send timeout", response.data_sent_at, (lo, hi), response.data_sent_at + took,
+          f"timeout_ms {timeout_ms if timeout_ms is not None else 'default'}, from the data to ERROR")
     given = f"timeout_ms {timeout_ms}" if timeout_ms is not None else "no timeout_ms (default)"
     assert lo <= took <= hi, (
         f"{given} for a send the server never reads: ERROR came {took:.2f} s after the data; "
@@ -347,12 +354,14 @@ def send_times_out(at, endpoint, timeout_ms: int | None) -> None:
     at.cmd("AT").expect(b"OK")
 
 
+@pytest.mark.timer
 @pytest.mark.clause("WSSEND.timeout_ms.effect")
 def test_timeout_ms_bounds_a_send_that_cannot_complete(at, tight_endpoint):
     send_times_out(at, tight_endpoint, 2000)
 
 
 @pytest.mark.slow
+@pytest.mark.timer
 @pytest.mark.clause("WSSEND.timeout_ms.default")
 def test_default_send_timeout_is_10_s(at, tight_endpoint):
     send_times_out(at, tight_endpoint, None)
