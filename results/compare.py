@@ -148,9 +148,17 @@ def compare_clauses(clauses_a: list[dict], clauses_b: list[dict]) -> dict[str, l
     return groups
 
 
+HEADINGS = ("NEW FAILURE of", "KNOWN DEVIATION", "UNEXPECTED PASS", "DEVICE FAULT", "BROKEN",
+            "INTERRUPTED")     # fixtures/verdicts.py's headings: they repeat the clause column
+
+
 def first_line(test: dict | None) -> str:
-    message = ((test or {}).get("message") or "").strip()
-    return message.splitlines()[0] if message else ""
+    """What went wrong in a word: the failure's story, past the heading that names the clause."""
+    lines = [line.strip() for line in ((test or {}).get("message") or "").strip().splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].startswith(HEADINGS):
+        return lines[1]
+    return lines[0] if lines else ""
 
 
 def clause_words(a: dict | None, b: dict | None) -> str:

@@ -12,7 +12,7 @@ dl.header dt { font-weight: 600; } dl.header dd { margin: 0; font-family: monosp
 table { border-collapse: collapse; width: 100%; margin: .5em 0; font-size: .92em; }
 th, td { border: 1px solid #ddd; padding: .3em .5em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; }
-td.id { font-family: monospace; white-space: nowrap; }
+td.id { font-family: monospace; overflow-wrap: anywhere; min-width: 14em; }
 .verdict { font-weight: 600; white-space: nowrap; }
 .pass { background: #e3f6e5; color: #145a1f; } .fail { background: #fbe3e3; color: #8a1414; }
 .known { background: #fff1d6; color: #7a4b00; } .unexpected { background: #f9d9f2; color: #7a0a5c; }

@@ -279,8 +279,8 @@ class _Picture:
                         f'fill-opacity="0.13" stroke="{hue}" stroke-opacity="0.5">'
                         f'<title>{tip}</title></rect>')
         y = self.strip_top + 14 * i            # the same span in the window's own strip row
-        self.out.append(f'<rect x="{_n(x0)}" y="{y + 6}" width="{width}" height="4" '
-                        f'fill="{hue}"/>')
+        self.out.append(f'<rect x="{_n(x0)}" y="{y + 11}" width="{width}" height="3" '
+                        f'fill="{hue}"/>')     # under the row's "... starts" label, not through it
 
     def marks(self, i: int, w: Window) -> None:
         hue, name = BANDS[i % len(BANDS)], label_text(w.label)

@@ -295,11 +295,12 @@ class Endpoint:
         for index, conn in enumerate(list(self.connections), 1):
             lines.append(f"  connection {index}: {conn!r}")
             lines.append(f"    {at(conn.opened_at)}TCP open from {conn.peer}")
-            lines.append(f"    {at(conn.handshake.time if conn.handshake else None)}{conn.handshake!r}")
+            lines.append(f"    {at(conn.handshake.time if conn.handshake else None)}"
+                         f"{conn.handshake.words() if conn.handshake else 'no handshake'}")
             frames = list(conn.frames)
             if len(frames) > _SHOWN_FRAMES:
                 lines.append(f"    ... {len(frames) - _SHOWN_FRAMES} earlier frames")
-            lines.extend(f"    {at(rf.time)}{rf!r}" for rf in frames[-_SHOWN_FRAMES:])
+            lines.extend(f"    {at(rf.time)}{rf.words()}" for rf in frames[-_SHOWN_FRAMES:])
             if conn.close_sent_at is not None:
                 lines.append(f"    {at(conn.close_sent_at)}the server sent a close frame")
             if conn.closed_at is not None:

@@ -37,6 +37,10 @@ class Handshake:
     def __repr__(self) -> str:
         return f"Handshake(t={self.time:.3f}, {self.raw!r})"
 
+    def words(self) -> str:
+        """For a report: the request head, exactly."""
+        return f"handshake: {self.raw!r}"
+
 
 @dataclass(frozen=True)
 class RecordedFrame:
@@ -53,6 +57,16 @@ class RecordedFrame:
         return (f"RecordedFrame(t={self.time:.3f}, opcode=0x{f.opcode:X} {name}, fin={f.fin}, "
                 f"rsv={f.rsv}, masked={f.masked}, mask_key={f.mask_key!r}, "
                 f"payload={payload!r}{more})")
+
+    def words(self) -> str:
+        """For a report: `PING fin=1 masked (key 84c4ca28), 0 bytes: b''`."""
+        f = self.frame
+        name = OPCODE_NAMES.get(f.opcode, f"RESERVED 0x{f.opcode:X}")
+        mask = f"masked (key {f.mask_key.hex()})" if f.masked else "NOT masked"
+        rsv = f" rsv={f.rsv}" if f.rsv else ""
+        more = f"...(+{len(f.payload) - _REPR_PAYLOAD} bytes)" if len(f.payload) > _REPR_PAYLOAD else ""
+        return (f"{name} fin={int(f.fin)}{rsv} {mask}, {len(f.payload)} bytes: "
+                f"{f.payload[:_REPR_PAYLOAD]!r}{more}")
 
 
 def parse_request_head(raw: bytes, time: float) -> Handshake:

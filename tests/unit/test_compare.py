@@ -287,3 +287,14 @@ def test_the_cli_refuses_a_file_that_is_not_a_run_record(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{junk}: not JSON" in err
     assert not (tmp_path / "compare.md").exists()
+
+
+def test_a_regressed_tests_words_are_its_story_not_the_heading_that_repeats_the_clause():
+    failing = {"message": "NEW FAILURE of WSOPEN.timeout_ms.effect: <timeout_ms> is the timeout\n"
+                          "timeout_ms 2000 against a silent server; ERROR came after 15.02 s\n"
+                          "  the last exchange on the AT port:"}
+    assert compare.first_line(failing) == ("timeout_ms 2000 against a silent server; ERROR came "
+                                           "after 15.02 s")
+    assert compare.first_line({"message": "BROKEN: the AT port was lost"}) == \
+        "BROKEN: the AT port was lost"
+    assert compare.first_line({"message": ""}) == "" and compare.first_line(None) == ""

@@ -431,7 +431,7 @@ def test_wait_timeout_is_an_assertion_with_a_transcript(ep: Endpoint, client: Ra
     message = str(caught.value)
     assert isinstance(caught.value, AssertionError)
     assert "waited 0.2 s" in message and "rf.frame.opcode == OP_PING" in message
-    assert "payload=b'not a ping'" in message and ep.path in message
+    assert "TEXT fin=1 masked (key 01020304), 10 bytes: b'not a ping'" in message and ep.path in message
 
 
 def test_wait_connection_times_out_listing_stray_paths(server: WsTestServer, ep: Endpoint,
