@@ -14,7 +14,7 @@ import spec
 from fixtures import margins
 from fixtures.progress import waiting_for
 from fixtures.links import state_of
-from fixtures.timeline import timed
+from fixtures.timeline import Timing, timed
 from fixtures.verdicts import check, deviation
 
 SPEC = spec.load()
@@ -110,10 +110,11 @@ def expect_pong_timeout(at, endpoint, interval, timeout):
     the server), TCP closed without a close frame, +WS_DISCONNECTED, state 3."""
     first_ping = endpoint.wait_frame(is_ping, timeout=margins.ping_gap_bounds(interval)[1] + 1)
     lo, hi = margins.pong_timeout_bounds(timeout)
+    timing = Timing("pong timeout", first_ping.time, (lo, hi),
+                    f"ping_timeout_sec {timeout}, from the first unanswered ping to the abort")
     with waiting_for("the pong timeout", hi + 1):
         connection = endpoint.wait_disconnect(timeout=hi + 1)
-    timed("pong timeout", first_ping.time, (lo, hi), connection.closed_at,
-          f"ping_timeout_sec {timeout}, from the first unanswered ping to the abort")
+    timing.came(connection.closed_at)
     waited = connection.closed_at - first_ping.time
     assert lo <= waited <= hi, (
         f"ping_timeout_sec {timeout}: the connection was aborted {waited:.2f} s after the first "

@@ -141,3 +141,15 @@ def test_event_on_an_unknown_row_or_a_time_that_is_not_finite_is_refused():
 def test_same_input_same_picture():
     window = [Window("gap", 1.3, 0.9, 1.1, measured=2.3)]
     assert render_svg("t", ping_test_events(), window) == render_svg("t", ping_test_events(), window)
+
+
+def test_a_timing_whose_wait_failed_stays_on_the_picture_as_never_came(monkeypatch):
+    import fixtures.timeline as timeline
+    windows: list = []
+    monkeypatch.setattr(timeline, "_current", windows)
+    missed = timeline.Timing("pong timeout", 1.0, (2.7, 4.45), "ping_timeout_sec 3")
+    met = timeline.timed("ping 1", 0.0, (0.7, 1.75), 1.0)
+    assert [t.window for t in windows] == [
+        Window("pong timeout", 1.0, 2.7, 4.45, None, "ping_timeout_sec 3"), met]
+    assert caption(windows[0].window).endswith("never came ✗") and met.holds
+    assert missed.came(4.0).holds and windows[0].window.measured == 4.0
