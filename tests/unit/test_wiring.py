@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,10 @@ def test_wifi_password_never_reaches_reports(tmp_path, given):
     (tmp_path / "pw").unlink()
     assert result.returncode == 1, result.stdout[-3000:]
     assert "lab-net" in result.stdout             # the join happened and the query shows it
+    first = next(case for case in ET.parse(tmp_path / "junit.xml").iter("testcase")
+                 if case.get("name") == "test_fails_after_join")
+    assert "lab-net" in ET.tostring(first, encoding="unicode"), \
+        "the session's start did not join Wi-Fi: only the reset of the second test did"
     assert secret not in result.stdout + result.stderr
     for path in tmp_path.rglob("*"):
         if path.is_file():
