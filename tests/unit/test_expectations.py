@@ -55,8 +55,42 @@ def test_an_unknown_test_stops_the_run_in_one_line(tmp_path):
     result = run_suite("tests/conformance/test_wsopen.py", "--expectations", str(path),
                        "--collect-only", "-q")
     assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "test_no_such_thing: no such test" in result.stdout + result.stderr
+    assert "test_no_such_thing: no such test in tests/conformance/test_wsopen.py" in \
+        result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test,problem", [
+    ("tests/conformance/test_ws_open.py::test_parameter_range[timeout_ms=0-accepted]",
+     "no such file under"),
+    ("tests/conformance/test_wsopen.py::test_parameter_range[timeout_ms=9-accepted]",
+     "no such case of test_parameter_range (its cases: test_parameter_range[link_id=0-accepted]"),
+], ids=["file", "case"])
+def test_a_mistyped_file_or_case_stops_the_run_even_when_the_file_is_not_run(tmp_path, test, problem):
+    path = one_entry(tmp_path, test, "WSOPEN.timeout_ms.range", "KD-1")
+    result = run_suite("tests/conformance/test_wsopen.py", "tests/conformance/test_heap.py",
+                       "--expectations", str(path), "--collect-only", "-q")
+    assert result.returncode == 4 and problem in result.stdout + result.stderr, \
+        result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_one_test_picked_by_node_id_runs_with_the_whole_file(tmp_path):
+    """The file lists three tests of test_wsopen.py; picking one of them by node id is not a
+    mistake in the file."""
+    result = run_suite(f"{KD1_TEST.split('[')[0]}[link_id=0-accepted]", "--expectations",
+                       str(SHIPPING), "--collect-only", "-q")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("text,problem", [
+    ('[expected]\ntest = "x"\n', "`expected` must be a list of tables, [[expected]]"),
+    ('firmware = "3.2"\n[[expected]]\ntest = "x"\n', "`firmware` must be a table"),
+], ids=["expected-a-table", "firmware-a-string"])
+def test_a_file_of_the_wrong_shape_is_one_clear_error(tmp_path, text, problem):
+    path = tmp_path / "e.toml"
+    path.write_text(text)
+    with pytest.raises(ExpectationsError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        load(path)
 
 
 def test_an_expected_deviation_is_an_expected_failure_in_every_report(tmp_path):
@@ -110,3 +144,52 @@ def test_another_failure_of_an_expected_test_stays_a_failure(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:]
     assert "NEW FAILURE of WSOPEN.timeout_ms.effect" in result.stdout, result.stdout[-3000:]
     assert "expects this test to fail as KD-2; this failure is NEW" in result.stdout
+
+
+def test_an_expected_deviation_seen_with_a_stranger_on_the_endpoint_is_broken_not_expected(tmp_path):
+    """KD-4's signature fails the test, but a stranger also reached its endpoint: the failure
+    cannot be trusted, so it is BROKEN and the run is red, not an expected failure."""
+    from tests.unit.test_wiring import run_suite_with_env
+    test = "tests/conformance/test_keepalive.py::test_pings_go_on_while_the_server_talks"
+    path = one_entry(tmp_path, test, "WSCFG.ping_intv_sec.under_traffic", "KD-4")
+    result = run_suite_with_env(test, "--model-defect", "KD-4", "--expectations", str(path),
+                                "-p", "tools.robustness_intruder",
+                                "--junitxml", str(tmp_path / "junit.xml"),
+                                env={"ROBUSTNESS_INTRUDER_LOG": str(tmp_path / "intruder.jsonl")})
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "BROKEN" in result.stdout and "a connection that is not the device's" in result.stdout
+    assert "EXPECTED" not in result.stdout, result.stdout[-3000:]
+    assert 'type="pytest.xfail"' not in (tmp_path / "junit.xml").read_text()
+
+
+def test_a_session_that_stops_still_writes_its_matrix_with_the_clauses_not_run(tmp_path):
+    """A device that accepts the connection and never answers: the session stops at the first
+    test; the matrix is written all the same, and the clauses of the tests left read NOT RUN."""
+    import socket
+    import threading
+    silent = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(silent.accept()), daemon=True).start()
+    try:
+        result = run_suite("tests/conformance/test_wsclose.py",
+                           "--at-port", f"socket://127.0.0.1:{silent.getsockname()[1]}",
+                           "--junitxml", str(tmp_path / "junit.xml"))
+    finally:
+        silent.close()
+    assert result.returncode != 0
+    record = json.loads((tmp_path / "conformance-matrix.json").read_text())
+    assert record["stopped"]["why"], record["stopped"]
+    not_run = [t for t in record["tests"] if t["outcome"] == "not run"]
+    assert len(not_run) >= 10 and all(t["clauses"] for t in not_run), not_run[:2]
+    later = {c for t in not_run for c in t["clauses"]}
+    first = {c for t in record["tests"] if t["outcome"] != "not run" for c in t["clauses"]}
+    verdicts = {c["id"]: c["verdict"] for c in record["clauses"]}
+    assert all(verdicts[c] == "NOT RUN" for c in later - first), verdicts
+
+
+def test_the_projects_own_tests_write_no_conformance_matrix(tmp_path):
+    result = run_suite("tests/unit/test_timeline.py", "-k", "same_input",
+                       "--junitxml", str(tmp_path / "junit.xml"))
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert not list(tmp_path.glob("conformance-matrix.*"))
+    assert "esp-at-ws run" not in result.stdout

@@ -153,3 +153,12 @@ def test_a_timing_whose_wait_failed_stays_on_the_picture_as_never_came(monkeypat
         Window("pong timeout", 1.0, 2.7, 4.45, None, "ping_timeout_sec 3"), met]
     assert caption(windows[0].window).endswith("never came ✗") and met.holds
     assert missed.came(4.0).holds and windows[0].window.measured == 4.0
+
+
+def test_every_test_gets_its_own_picture_file():
+    from fixtures.timeline import file_name
+    assert file_name("tests/conformance/test_keepalive.py::test_pings_every_interval[1]") == \
+        "test_keepalive.py_test_pings_every_interval_1_"
+    assert file_name("tests/conformance/t.py::test_x[a/b]") != file_name("tests/conformance/t.py::test_x[b]")
+    long_a, long_b = ("tests/conformance/t.py::test_" + "x" * 200 + end for end in ("a", "b"))
+    assert file_name(long_a) != file_name(long_b) and len(file_name(long_a)) <= 150

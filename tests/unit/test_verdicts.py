@@ -83,6 +83,9 @@ def test_a_silence_outside_any_check_is_new():
     ([("failed", "UNEXPECTED PASS"), ("failed", "NEW")], "FAIL"),
     ([("xfailed", "KD-1"), ("failed", "KD-1")], "KNOWN DEVIATION"),
     ([("skipped", "")], "SKIPPED"),
+    ([("passed", ""), ("not run", "")], "NOT RUN"),          # the session stopped before one
+    ([("passed", ""), ("skipped", "")], "PASS"),
+    ([("failed", "NEW"), ("not run", "")], "FAIL"),
 ])
 def test_a_clause_fails_only_on_a_violation(kinds, expected):
     assert verdict([(f"t{i}", outcome, kind) for i, (outcome, kind) in enumerate(kinds)]) == expected
