@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fixtures.model_process import read_announcements
+from fixtures.reporting import NODEID_LABEL
 from tools.robustness_intruder import INTRUDER_LOG_ENV, INTRUDER_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,8 +262,13 @@ def read_allure(results_dir: Path) -> list[Case]:
         except (json.JSONDecodeError, OSError):
             cases.append(Case("", path.name, "unreadable"))
             continue
-        module = data.get("fullName", "").partition("#")[0]
-        cases.append(Case(module, data.get("name", ""), data.get("status", "")))
+        nodeid = next((label.get("value", "") for label in data.get("labels", [])
+                       if label.get("name") == NODEID_LABEL), "")
+        if nodeid:                      # the suite's tests: their names are titles in words
+            module, name = _split(nodeid)
+        else:
+            module, name = data.get("fullName", "").partition("#")[0], data.get("name", "")
+        cases.append(Case(module, name, data.get("status", "")))
     return cases
 
 

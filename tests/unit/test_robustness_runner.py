@@ -145,6 +145,19 @@ def test_allure_results(tmp_path):
     assert rb.read_allure(tmp_path / "missing") == []
 
 
+def test_allure_results_named_in_words_are_found_by_their_node_id_label(tmp_path):
+    results = tmp_path / "allure-results"
+    results.mkdir()
+    (results / "0-result.json").write_text(json.dumps({
+        "name": "set answers ok and nothing else: buffer size left off", "status": "passed",
+        "fullName": "tests.conformance.test_wscfg#test_set_answers_ok_and_nothing_else",
+        "labels": [{"name": "nodeid", "value": "tests/conformance/test_wscfg.py::"
+                                               "test_set_answers_ok_and_nothing_else[buffer-size-left-off]"}]}))
+    key = "tests/conformance/test_wscfg.py::test_set_answers_ok_and_nothing_else[buffer-size-left-off]"
+    assert [(c.name, c.status) for c in rb.cases_of(key, rb.read_allure(results))] == [
+        ("test_set_answers_ok_and_nothing_else[buffer-size-left-off]", "passed")]
+
+
 # ---- expectations ------------------------------------------------------------------------------
 
 def test_check_verdicts():
