@@ -52,21 +52,28 @@ def test_no_reconnect_after_server_close(at, connected, ws_endpoint):
     assert state_of(at, 0) in (None, CLOSED)
 
 
+@pytest.mark.timer
 @pytest.mark.clause("CLOSE.server.handshake")
 @pytest.mark.parametrize("reason", [b"", b"bye", b"r" * 100], ids=["no-reason", "reason", "long"])
 def test_close_frame_is_answered_and_tcp_dropped(at, connected, ws_endpoint, reason):
     """The server closes and keeps TCP open: the device answers with one close frame and drops
     TCP itself within about 1 s."""
     server_closes(at, connected, ws_endpoint, code=1001, reason=reason)
+    sent = ws_endpoint.connections[-1].close_sent_at
+    answer = Timing("close reply", sent, (0.0, margins.AT_ONCE_S),
+                    "one close frame answers the server's, at once")
+    dropped = Timing("TCP dropped by the device", sent, (0.0, margins.TCP_GONE_S),
+                     "the device drops TCP itself, within about 1 s")
     replies = ws_endpoint.wait_frames(lambda rf: rf.frame.opcode == 0x8, 1,
                                       timeout=margins.AT_ONCE_S)
+    answer.came(replies[0].time)
     reply = replies[0].frame
     assert reply.fin and reply.masked, replies
     # BEHAVIOUR.md: empty (the status code is not echoed); RFC 6455 5.5.1 allows echoing it.
     assert reply.payload in (b"", (1001).to_bytes(2, "big")) or (
         len(reply.payload) >= 2 and reply.close_code() == 1001), (
         f"the close reply must be empty or carry the server's code 1001: {replies}")
-    ws_endpoint.wait_disconnect(timeout=margins.TCP_GONE_S)
+    dropped.came(ws_endpoint.wait_disconnect(timeout=margins.TCP_GONE_S).closed_at)
     closes = [rf for rf in ws_endpoint.frames if rf.frame.opcode == 0x8]
     assert len(closes) == 1, f"one close frame answers the server's; the device sent {closes}"
 
