@@ -32,7 +32,7 @@ from . import matrix
 from .html import esc, page, verdict_cell
 
 GROUPS = ("regressed", "fixed", "changed", "inconclusive", "unchanged", "new", "gone")
-NO_VERDICT = ("DEVICE FAULT", "BROKEN", "INTERRUPTED", "SKIPPED", "NOT RUN")
+NO_VERDICT = ("DEVICE FAULT", "BROKEN", "INTERRUPTED", "SKIPPED", "NOT RUN", "NOT IN PROFILE")
 HEADER_ROWS = (("firmware", "firmware"), ("device", "device"), ("profile", "profile"),
                ("expectations", "expectations"), ("model_defects", "model defects"),
                ("port", "AT port"), ("date", "date"), ("suite", "suite"))

@@ -11,7 +11,7 @@ The run record (fixtures/run_record.py builds it at the end of a run) is plain d
   stopped       None, or {"why", "not_run": [nodeid]} when the session stopped early
   clauses       in spec order: id, command, level (MUST, SHOULD), text, known_deviation (KD-n or
                 None), verdict (PASS, FAIL, KNOWN DEVIATION, EXPECTED KD-n, UNEXPECTED PASS,
-                DEVICE FAULT, BROKEN, INTERRUPTED, SKIPPED, NOT RUN), passed, failed, skipped,
+                DEVICE FAULT, BROKEN, INTERRUPTED, SKIPPED, NOT RUN, NOT IN PROFILE), passed, failed, skipped,
                 expected, tests (nodeids)
   tests         nodeid, title, clauses, outcome (passed, failed, skipped, xfailed, not run),
                 verdict ("" when passed or skipped; else NEW, KD-n, DEVICE FAULT, BROKEN,
@@ -30,7 +30,8 @@ SCHEMA = "esp-at-ws-conformance/run/1"
 FILES = {"md": "conformance-matrix.md", "json": "conformance-matrix.json",
          "html": "conformance-matrix.html"}
 HEADER_FIELDS = (("device", "device"), ("port", "AT port"), ("firmware", "firmware"),
-                 ("profile", "profile"), ("expectations", "expectations"),
+                 ("profile", "profile"), ("profile_reason", "profile chosen by"),
+                 ("expectations", "expectations"),
                  ("model_defects", "model defects"), ("date", "date"), ("suite", "suite"))
 # What a reader of the record can rely on; load() refuses a file without them.
 CLAUSE_KEYS = ("id", "level", "text", "verdict", "tests")

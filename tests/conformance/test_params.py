@@ -21,6 +21,29 @@ LINE_MAX = SPEC.at.command_line_max_bytes
 WRAPS_TO_0 = str(1 << 32)                        # 4294967296: 0 to a parser that overflows
 WRAPS_TO_64 = str((1 << 32) + 64)
 
+# A field past the profile's set form (spec data [[form]]), after every field the form has, each
+# with a value the command takes: AT+WSSEND gains <fin> on the development line, so a fifth field
+# there is not one too many.
+FULL_FORMS = {"AT+WSCFG": {"link_id": "0", "ping_intv_sec": "10", "ping_timeout_sec": "120",
+                           "buffer_size": "64", "auth_mode": "1", "pki_number": "0",
+                           "ca_number": "0"},
+              "AT+WSOPEN": {"link_id": "0", "subprotocol": '""', "timeout_ms": "5000",
+                            "auth": '"Basic eA=="'},
+              "AT+WSSEND": {"link_id": "0", "length": "5", "opcode": "2", "timeout_ms": "1000",
+                            "fin": "1"}}
+
+
+def one_field_too_many(command: str, profile, **given: str) -> str:
+    """`command` with every field of the profile's form, then one more (`1`)."""
+    values = {**FULL_FORMS[command], **given}
+    fields = [values[f.name] for f in SPEC.form(command, profile.name)]
+    return f"{command}=" + ",".join(fields + ["1"])
+
+
+def line_for(line, profile) -> str:
+    return line(profile) if callable(line) else line
+
+
 # Each line would set buffer_size 64 on link 0 if a parser took it; the witness shows it did not.
 MALFORMED_WSCFG = {
     "hex": "AT+WSCFG=0,10,120,0x40",
@@ -29,7 +52,7 @@ MALFORMED_WSCFG = {
     "overflow": f"AT+WSCFG=0,10,120,{WRAPS_TO_64}",
     "overflow-id": f"AT+WSCFG={WRAPS_TO_0},10,120,64",
     "quoted-number": 'AT+WSCFG="0",10,120,64',
-    "fifth-field": "AT+WSCFG=0,10,120,64,1",
+    "one-field-too-many": lambda profile: one_field_too_many("AT+WSCFG", profile),
     "letters": "AT+WSCFG=a,10,120,64",
     "empty-mandatory": "AT+WSCFG=0,,120,64",
     "two-fields": "AT+WSCFG=0,10",
@@ -40,8 +63,8 @@ MALFORMED_WSCFG = {
 
 @pytest.mark.clause("PARAMS.malformed")
 @pytest.mark.parametrize("line", MALFORMED_WSCFG.values(), ids=MALFORMED_WSCFG.keys())
-def test_malformed_wscfg_is_refused_and_changes_nothing(at, ws_endpoint, line):
-    refused_and_config_kept(at, ws_endpoint, line)
+def test_malformed_wscfg_is_refused_and_changes_nothing(at, ws_endpoint, profile, line):
+    refused_and_config_kept(at, ws_endpoint, line_for(line, profile))
 
 
 def malformed_wsopen(url: str) -> dict[str, str]:
@@ -52,7 +75,8 @@ def malformed_wsopen(url: str) -> dict[str, str]:
         "overflow-id": f"AT+WSOPEN={WRAPS_TO_0},{quote(url)}",
         "plus-timeout": f"AT+WSOPEN=0,{quote(url)},,+5000",
         "space": f"AT+WSOPEN=0, {quote(url)}",
-        "fifth-field": f'AT+WSOPEN=0,{quote(url)},"",5000,1',
+        "one-field-too-many": lambda profile: one_field_too_many("AT+WSOPEN", profile,
+                                                                  uri=quote(url)),
         "unescaped-quote": f'AT+WSOPEN=0,"ws://{bare}?a="b"',
         "unescaped-comma": f'AT+WSOPEN=0,"ws://{bare}?a=1,2"',
         "no-uri": "AT+WSOPEN=0",
@@ -61,8 +85,8 @@ def malformed_wsopen(url: str) -> dict[str, str]:
 
 @pytest.mark.clause("PARAMS.malformed")
 @pytest.mark.parametrize("case", list(malformed_wsopen("ws://h:1/p")))
-def test_malformed_wsopen_is_refused_and_connects_nowhere(at, ws_endpoint, case):
-    line = malformed_wsopen(ws_endpoint.url)[case]
+def test_malformed_wsopen_is_refused_and_connects_nowhere(at, ws_endpoint, profile, case):
+    line = line_for(malformed_wsopen(ws_endpoint.url)[case], profile)
     response = at.cmd(line, timeout=wsopen_answer_timeout(None))
     response.expect(b"ERROR")
     assert not ws_endpoint.connections, f"the refused {line!r} still connected"
@@ -77,14 +101,15 @@ MALFORMED_WSSEND = {
     "overflow-id": f"AT+WSSEND={WRAPS_TO_0},5",
     "overflow-length": f"AT+WSSEND=0,{(1 << 32) + 5}",
     "quoted-id": 'AT+WSSEND="0",5',
-    "fifth-field": "AT+WSSEND=0,5,2,1000,1",
+    "one-field-too-many": lambda profile: one_field_too_many("AT+WSSEND", profile),
     "no-length": "AT+WSSEND=0",
 }
 
 
 @pytest.mark.clause("PARAMS.malformed")
 @pytest.mark.parametrize("line", MALFORMED_WSSEND.values(), ids=MALFORMED_WSSEND.keys())
-def test_malformed_wssend_is_refused_and_sends_nothing(at, ws_endpoint, line):
+def test_malformed_wssend_is_refused_and_sends_nothing(at, ws_endpoint, profile, line):
+    line = line_for(line, profile)
     ws_endpoint.echo = False
     open_link(at, 0, ws_endpoint.url)
     since = time.monotonic()

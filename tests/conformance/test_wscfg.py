@@ -16,14 +16,17 @@ SPEC = spec.load()
 DEFAULTS = {name: SPEC.default("AT+WSCFG", name)
             for name in ("ping_intv_sec", "ping_timeout_sec", "buffer_size")}
 DEFAULT_BUFFER = DEFAULTS["buffer_size"]
-BUFFER_MAX = SPEC.bounds("AT+WSCFG", "buffer_size")[1]
 
 
 def wscfg_with(**values) -> str:
+    """AT+WSCFG of link 0 with the defaults, but `values`. An <auth_mode> other than 0 (profile
+    tls) comes with PKI and CA number 0, which it requires; 0 comes alone, as it must."""
     line = dict(link_id=0, **DEFAULTS)
     line.update(values)
+    auth_mode = line.get("auth_mode")
+    numbers = (None, None) if auth_mode in (None, 0) else (0, 0)
     return wscfg(line["link_id"], line["ping_intv_sec"], line["ping_timeout_sec"],
-                 line["buffer_size"])
+                 line["buffer_size"], auth_mode, *numbers)
 
 
 @pytest.mark.clause("WSCFG.example")
@@ -31,31 +34,35 @@ def test_doc_example_is_accepted_to_the_byte(at):
     exact_answer(at.cmd("AT+WSCFG=0,30,60,4096"), OK, "WSCFG.example")
 
 
+def at_their_maximum(profile) -> str:
+    return wscfg(2, *(SPEC.bounds("AT+WSCFG", name, profile.name)[1]
+                      for name in ("ping_intv_sec", "ping_timeout_sec", "buffer_size")))
+
+
 @pytest.mark.clause("WSCFG.set")
-@pytest.mark.parametrize("line", [
-    "AT+WSCFG=1,10,120",
-    wscfg(2, *(SPEC.bounds("AT+WSCFG", name)[1]
-               for name in ("ping_intv_sec", "ping_timeout_sec", "buffer_size"))),
-], ids=["buffer-size-left-off", "all-four-at-their-maximum"])
-def test_set_answers_ok_and_nothing_else(at, line):
-    exact_answer(at.cmd(line), OK, "WSCFG.set")
+@pytest.mark.parametrize("line", [lambda profile: "AT+WSCFG=1,10,120", at_their_maximum],
+                         ids=["buffer-size-left-off", "all-four-at-their-maximum"])
+def test_set_answers_ok_and_nothing_else(at, profile, line):
+    exact_answer(at.cmd(line(profile)), OK, "WSCFG.set")
 
 
 @pytest.mark.parametrize("case", range_cases(SPEC, "AT+WSCFG"))
-def test_parameter_range(at, ws_endpoint, case):
+def test_parameter_range(at, ws_endpoint, profile, case):
     """In range: OK. Out of range: ERROR, and link 0's configuration is still the one before."""
+    line = wscfg_with(**{case.param: case.value(profile)})
     if case.in_range:
-        exact_answer(at.cmd(wscfg_with(**{case.param: case.value})), OK, case.clause)
+        exact_answer(at.cmd(line), OK, case.clause)
         return
-    refused_and_config_kept(at, ws_endpoint, wscfg_with(**{case.param: case.value}))
+    refused_and_config_kept(at, ws_endpoint, line)
 
 
 @pytest.mark.clause("WSCFG.refused_keeps")
-@pytest.mark.parametrize("refused", [wscfg_with(buffer_size=BUFFER_MAX + 1),
-                                     wscfg_with(ping_intv_sec=0, buffer_size=512)],
-                         ids=["buffer-too-large", "interval-zero"])
-def test_refused_wscfg_keeps_the_last_good_one(at, ws_endpoint, refused):
-    refused_and_config_kept(at, ws_endpoint, refused)
+@pytest.mark.parametrize("refused", [
+    lambda profile: wscfg_with(buffer_size=profile.buffer_size_max + 1),
+    lambda profile: wscfg_with(ping_intv_sec=0, buffer_size=512),
+], ids=["buffer-too-large", "interval-zero"])
+def test_refused_wscfg_keeps_the_last_good_one(at, ws_endpoint, profile, refused):
+    refused_and_config_kept(at, ws_endpoint, refused(profile))
 
 
 @pytest.mark.clause("WSCFG.buffer_size.default")

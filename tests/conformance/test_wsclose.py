@@ -41,19 +41,20 @@ def test_close_answers_ok_and_the_link_is_gone(at, connected, ws_endpoint):
 
 
 @pytest.mark.parametrize("case", range_cases(SPEC, "AT+WSCLOSE"))
-def test_parameter_range(at, new_endpoint, case):
+def test_parameter_range(at, new_endpoint, profile, case):
     """In range: that link closes. Out of range: ERROR, and every open link stays as it was."""
+    value = case.value(profile)
     if case.in_range:
         endpoint = new_endpoint("target")
-        open_link(at, case.value, endpoint.url)
-        at.cmd(wsclose(case.value), timeout=margins.WSCLOSE_ANSWER_S).expect(b"OK")
+        open_link(at, value, endpoint.url)
+        at.cmd(wsclose(value), timeout=margins.WSCLOSE_ANSWER_S).expect(b"OK")
         endpoint.wait_disconnect(timeout=margins.TCP_GONE_S)
         return
     endpoints = {link_id: new_endpoint(f"link{link_id}") for link_id in (0, 2)}
     for link_id, endpoint in endpoints.items():
         open_link(at, link_id, endpoint.url)
     before = link_states(at)
-    exact_answer(at.cmd(wsclose(case.value)), ERROR, case.clause)
+    exact_answer(at.cmd(wsclose(value)), ERROR, case.clause)
     links_unchanged(at, before)
     assert all(e.connections[-1].is_open for e in endpoints.values()), "a connection was closed"
 

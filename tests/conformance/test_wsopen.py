@@ -217,23 +217,24 @@ def test_no_subprotocol_no_header(at, ws_endpoint):
     assert connection.header("Sec-WebSocket-Protocol") in (None, ""), connection.handshake
 
 
-def wsopen_range_command(case, url):
+def wsopen_range_command(param: str, value: int, url: str) -> str:
     values = dict(link_id=0, timeout_ms=None)
-    values[case.param] = case.value
+    values[param] = value
     return wsopen(values["link_id"], url, timeout_ms=values["timeout_ms"])
 
 
 @pytest.mark.parametrize("case", range_cases(SPEC, "AT+WSOPEN"))
-def test_parameter_range(at, ws_endpoint, case):
-    command = wsopen_range_command(case, ws_endpoint.url)
+def test_parameter_range(at, ws_endpoint, profile, case):
+    value = case.value(profile)
+    command = wsopen_range_command(case.param, value, ws_endpoint.url)
     response = at.cmd(command, timeout=wsopen_answer_timeout(None))
-    link_id = case.value if case.param == "link_id" else 0
+    link_id = value if case.param == "link_id" else 0
     if not case.in_range:
         exact_answer(response, ERROR, case.clause)
         assert not ws_endpoint.connections, "an out-of-range AT+WSOPEN still connected"
         assert link_states(at) == {}, "an out-of-range AT+WSOPEN left a link"
         return
-    if case.param == "timeout_ms" and case.value == 0 and refused_by_range(at, ws_endpoint, response):
+    if case.param == "timeout_ms" and value == 0 and refused_by_range(at, ws_endpoint, response):
         with deviation(case.clause):             # KD-1: shipping firmware checks [1,180000]
             response.expect(b"OK")
     response.expect(b"OK")
