@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness shipping compare report bench clean
+.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness shipping profiles profiles-fast compare report bench clean
 
 venv: $(VENV)/.installed
 
@@ -56,13 +56,23 @@ robustness: venv
 shipping: venv
 	$(BIN)/python -m tools.shipping
 
+# The suite on the model of every firmware profile (VERSIONS.md: seed, wshead, auth, tls,
+# current) with --profile auto: each must pick its profile and pass, the clauses a profile lacks
+# skipped with their reason. Writes reports/profiles/profiles.md and .json.
+profiles: venv
+	$(BIN)/python -m tools.profiles
+
+# The same without the slow tests, for the later profiles (make check runs the seed in full above).
+profiles-fast: venv
+	$(BIN)/python -m tools.profiles --fast --only wshead auth tls current
+
 # Two runs compared (per clause and test: regressed, fixed, changed, new; observations that
 # changed): make compare A=DIR_OR_JSON B=DIR_OR_JSON; writes reports/compare.md and .html.
 compare: venv
 	$(BIN)/python -m results.compare $(A) $(B) --out $(REPORTS)
 
 # The plain model's run is the mutation run's clean run; the suite runs once more board-like.
-check: lint unit conformance-board mutation-fast robustness shipping
+check: lint unit conformance-board profiles-fast mutation-fast robustness shipping
 
 # The HTML Allure report of the last run (Allure 3 from npm, pinned by package-lock.json):
 # reports/allure-report/awesome/ to serve (npx allure open reports/allure-report), and the same
@@ -74,7 +84,7 @@ report: venv node_modules/.installed
 	$(BIN)/python -m tools.report_history $(REPORTS)/history.jsonl $(REPORTS)/allure-results
 	npx --no-install allure generate $(REPORTS)/allure-results --config allurerc.mjs
 	$(BIN)/python -m tools.offline_report $(REPORTS)/allure-report
-	cp $(REPORTS)/allure-report/single/index.html $(REPORTS)/conformance-report.html
+	cp $(REPORTS)/allure-report/single/index.html $(REPORTS)/conformance-report.html $(REPORTS)/profiles
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -88,4 +98,4 @@ clean:
 	rm -rf $(REPORTS)/allure-results $(REPORTS)/allure-report $(REPORTS)/junit.xml \
 		$(REPORTS)/conformance-matrix.* $(REPORTS)/mutation.md $(REPORTS)/mutation.json \
 		$(REPORTS)/robustness $(REPORTS)/shipping $(REPORTS)/timelines $(REPORTS)/compare.* \
-		$(REPORTS)/conformance-report.html
+		$(REPORTS)/conformance-report.html $(REPORTS)/profiles

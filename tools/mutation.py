@@ -5,6 +5,9 @@ the model's catalog (sim/defects.py), and report which defects it kills and how 
 
 Each run is its own pytest process with its own model and server, stops at its first failure
 (-x), runs the tests of the defect's clauses first (--clause-first), and is bounded in time. A
+defect runs on the model of its profile (the profile of its first clause, VERSIONS.md), and each
+profile that has a defect in the run gets its own clean run: the suite must pass on that
+profile's clean model for a kill there to count. A
 defect is killed when a test fails as a device violation or a device fault; it is reported right
 when a known deviation's defect is filed as that KD and every other defect as NEW or DEVICE FAULT
 (never as a KD, never as a harness fault). --fast leaves out the slow
@@ -43,6 +46,7 @@ KILLED, SURVIVED, BROKEN, TIMED_OUT = "killed", "survived", "broken", "timed out
 @dataclass
 class Run:
     name: str                       # "clean", or the defect's name
+    profile: str = spec.DEFAULT_PROFILE
     kd: str | None = None
     clauses: tuple[str, ...] = ()
     outcome: str = ""               # killed / survived / broken / timed out; clean: passed/failed
@@ -55,6 +59,10 @@ class Run:
     wall_s: float = 0.0
     tests_run: int = 0
     detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"clean ({self.profile})" if self.name == "clean" else self.name
 
     @property
     def ok(self) -> bool:
@@ -110,9 +118,14 @@ def plan(fast: bool, only: list[str]) -> Plan:
     return Plan(fast, kept, tests.slow, [d.name for d in left_out])
 
 
+def defect_profile(defect: Defect) -> str:
+    """The profile a defect runs under: that of its first clause (sim/defects.py)."""
+    return getattr(defect, "profile", None) or spec.load().clauses[defect.clause].profile
+
+
 def pytest_argv(run: Run, fast: bool, log: Path) -> list[str]:
     argv = [sys.executable, "-m", "pytest", SUITE, "-q", "-p", "no:cacheprovider",
-            "--verdict-log", str(log)]
+            "--verdict-log", str(log), "--profile", run.profile]
     if fast:
         argv += ["-m", "not slow"]
     if run.name != "clean":
@@ -123,8 +136,8 @@ def pytest_argv(run: Run, fast: bool, log: Path) -> list[str]:
 
 
 def execute(run: Run, fast: bool, workdir: Path, slow_tests: set[str]) -> Run:
-    log = workdir / f"{run.name}.jsonl"
-    output = workdir / f"{run.name}.txt"
+    log = workdir / f"{run.name}-{run.profile}.jsonl"
+    output = workdir / f"{run.name}-{run.profile}.txt"
     started = time.time()
     try:
         with open(output, "wb") as out:
@@ -180,11 +193,14 @@ def right_verdict(run: Run, verdict: str) -> bool:
 
 
 def matrix_markdown(runs: list[Run], the_plan: Plan, wall_s: float) -> str:
-    clean, defects = runs[0], runs[1:]
+    cleans = [r for r in runs if r.name == "clean"]
+    defects = [r for r in runs if r.name != "clean"]
     good = sum(r.ok for r in defects)
-    lines = [f"# Mutation run ({'fast' if the_plan.fast else 'full'})", "",
-             f"- clean model: **{clean.outcome}** ({clean.tests_run} tests, {clean.wall_s:g} s)"
-             + (f": {clean.detail}" if clean.outcome != "passed" else ""),
+    lines = [f"# Mutation run ({'fast' if the_plan.fast else 'full'})", ""]
+    lines += [f"- clean model, profile {clean.profile}: **{clean.outcome}** ({clean.tests_run} "
+              f"tests, {clean.wall_s:g} s)" + (f": {clean.detail}" if clean.outcome != "passed" else "")
+              for clean in cleans]
+    lines += [
              f"- defects: {len(defects)}; killed and reported right: **{good}**; "
              f"killed but filed wrong: {sum(r.outcome == KILLED and not r.reported_right for r in defects)}; "
              f"survived: {sum(r.outcome == SURVIVED for r in defects)}; "
@@ -196,11 +212,16 @@ def matrix_markdown(runs: list[Run], the_plan: Plan, wall_s: float) -> str:
     slow_kills = [r.name for r in defects if r.killed_by_slow_test]
     if slow_kills and not the_plan.fast:
         lines += [f"- killed first by a slow test ({len(slow_kills)}): {', '.join(slow_kills)}", ""]
-    lines += ["| defect | kd | outcome | reported as | right | first failing test | its clause | "
-              "to kill (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| profile | clean run | defects | killed and filed right |", "|---|---|---|---|"]
+    for clean in cleans:
+        mine = [r for r in defects if r.profile == clean.profile]
+        lines.append(f"| {clean.profile} | {clean.outcome} ({clean.tests_run} tests, "
+                     f"{clean.wall_s:g} s) | {len(mine)} | {sum(r.ok for r in mine)} |")
+    lines += ["", "| defect | profile | kd | outcome | reported as | right | first failing test | "
+              "its clause | to kill (s) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in defects:
         slow = " (slow)" if r.killed_by_slow_test else ""
-        lines.append(f"| {r.name} | {r.kd or ''} | {r.outcome} | {r.reported_as} | "
+        lines.append(f"| {r.name} | {r.profile} | {r.kd or ''} | {r.outcome} | {r.reported_as} | "
                      f"{'yes' if r.reported_right else 'NO'} | {r.first_failure or r.detail}{slow} | "
                      f"{r.failed_clause} | {'' if r.seconds_to_kill is None else r.seconds_to_kill} |")
     return "\n".join(lines) + "\n"
@@ -221,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown defect(s) {unknown}")
     the_plan = plan(args.fast, args.only)
     clauses = spec.load().clauses
-    runs = [Run("clean")] + [Run(d.name, d.kd, tuple(c for c in d.clauses if c in clauses))
-                             for d in the_plan.defects]
+    defect_runs = [Run(d.name, defect_profile(d), d.kd, tuple(c for c in d.clauses if c in clauses))
+                   for d in the_plan.defects]
+    profiles = [p for p in spec.load().profile_order
+                if p == spec.DEFAULT_PROFILE or any(r.profile == p for r in defect_runs)]
+    runs = [Run("clean", p) for p in profiles] + defect_runs
     started = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp, \
@@ -231,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         for done, future in enumerate(as_completed(futures), 1):
             run = future.result()
             mark = "ok  " if run.ok else "FAIL"
-            print(f"[{done:3}/{len(runs)}] {mark} {run.name:40} {run.outcome:10} "
+            print(f"[{done:3}/{len(runs)}] {mark} {run.label:40} {run.outcome:10} "
                   f"{run.reported_as:6} {run.first_failure or run.detail}", flush=True)
     wall_s = time.time() - started
     report = matrix_markdown(runs, the_plan, wall_s)
@@ -240,10 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         {"mode": "fast" if args.fast else "full", "wall_s": round(wall_s, 1),
          "left_out": the_plan.left_out, "runs": [asdict(r) for r in runs]}, indent=2))
     print()
-    print("\n".join(report.splitlines()[:6]))
+    print("\n".join(report.split("\n| defect |")[0].splitlines()))
     bad = [r for r in runs if not r.ok]
     for r in bad:
-        print(f"  NOT OK: {r.name}: {r.outcome} {r.reported_as} {r.first_failure} {r.detail}")
+        print(f"  NOT OK: {r.label}: {r.outcome} {r.reported_as} {r.first_failure} {r.detail}")
     print(f"wrote {args.out / 'mutation.md'} and {args.out / 'mutation.json'}")
     return 1 if bad else 0
 
