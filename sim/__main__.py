@@ -12,7 +12,7 @@ import sys
 
 from sim.board import Board, ChipState
 from sim.commands import MODEL_VERSION
-from sim.defects import DEFECTS, FIRMWARE_PRESETS, resolve
+from sim.defects import DEFECTS, FIRMWARE_PRESETS, firmware_defects, resolve
 from sim.device import Device
 from sim.flash import Flash
 from sim.image_build import build_factory_image
@@ -49,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch a named firmware defect on (a name or a KD id; --list-defects "
                         "lists them)")
     p.add_argument("--firmware", choices=sorted(FIRMWARE_PRESETS), default="seed",
-                   help="'shipping' switches on every implemented known deviation (KD-*)")
+                   help="'shipping' switches on every known deviation (KD-*) of the --profile: on "
+                        "seed all but KD-8 (tls on) and KD-12 (current)")
+    p.add_argument("--pki", default=None, metavar="DIR",
+                   help="the PKI partitions (profile tls): wss_cert.<n>.pem, wss_key.<n>.pem and "
+                        "wss_ca.<n>.pem in DIR. Default: empty partitions")
     p.add_argument("--boot-noise", action="store_true", help="print boot noise on AT+RST")
     p.add_argument("--reconnect-wait", type=float, default=DEFAULT_TIMINGS.reconnect_wait_s,
                    metavar="SECONDS", help="wait in state 3 before reconnecting (default %(default)s)")
@@ -70,17 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wifi-ap-file", default=None, metavar="FILE",
                    help="networks as --wifi-ap, one SSID:PASSWORD per line, read at start-up")
     p.add_argument("--list-defects", action="store_true",
-                   help="print the named defects (name, clause, KD id, description) and exit")
+                   help="print the named defects (name, clauses, KD id, profile, description) "
+                        "and exit")
     p.add_argument("--log-level", default="WARNING", help="logging level on stderr")
     return p
 
 
 async def _main(args: argparse.Namespace) -> int:
     try:
-        defects = [d.name for d in resolve(list(FIRMWARE_PRESETS[args.firmware]) + args.defect)]
+        if args.profile not in PROFILES:
+            raise ValueError(f"unknown profile {args.profile!r}; known: {', '.join(PROFILES)}")
+        named = list(firmware_defects(args.firmware, args.profile)) + args.defect
+        defects = [d.name for d in resolve(named)]
         preset = BOARD_TIMINGS if args.board_like else DEFAULT_TIMINGS
         timings = dataclasses.replace(preset, reconnect_wait_s=args.reconnect_wait)
-        device = Device(args.profile, defects, timings=timings, boot_noise=args.boot_noise)
+        device = Device(args.profile, defects, timings=timings, boot_noise=args.boot_noise,
+                        pki=args.pki)
         for ssid, password in args.wifi_ap + _wifi_ap_file(args.wifi_ap_file):
             device.wifi.add_access_point(ssid, password)
         board = Board(device, _flash(args.flash), paced=args.board_like)
@@ -151,12 +160,14 @@ def _flash(path: str | None) -> Flash:
 
 
 def defect_table() -> str:
-    """One row per defect: name, the clause it breaks, the KD id or '-', the description."""
-    rows = [("name", "clause", "kd", "description")]
-    rows += [(d.name, ",".join(d.clauses), d.kd or "-", d.description) for d in DEFECTS.values()]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths))
-                     + "  " + row[3] for row in rows)
+    """One row per defect: name, the clauses it breaks, the KD id or '-', its profile (the model
+    must run that one or a later one: --profile), the description."""
+    rows = [("name", "clause", "kd", "profile", "description")]
+    rows += [(d.name, ",".join(d.clauses), d.kd or "-", d.profile, d.description)
+             for d in DEFECTS.values()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths))
+                     + "  " + row[4] for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,8 @@ class Behaviour:
     default_overrides: tuple[tuple[str, str, int], ...] = ()
 
     # ---- AT+WSCFG -------------------------------------------------------------------------------
+    buffer_size_cap: int | None = None    # <buffer_size> refused above this (current: 8192)
+    wscfg_mode0_numbers_accepted: bool = False  # tls: auth_mode 0 with PKI/CA numbers is OK
     wscfg_buffer_required: bool = False   # the optional <buffer_size> is required
     wscfg_prints_settings: bool = False   # an info line +WSCFG:... before OK
     wscfg_fields_swapped: bool = False    # ping interval and pong timeout stored swapped
@@ -38,6 +40,13 @@ class Behaviour:
     wscfg_refusal_clears: bool = False    # the old configuration is freed before the checks
     wscfg_survives_wsclose: bool = False
     wscfg_survives_server_close: bool = False
+
+    # ---- AT+WSHEAD (wshead) ------------------------------------------------------------------------
+    wshead_clear_ignored: bool = False    # AT+WSHEAD=0 answers OK and keeps every header
+    wshead_crlf_accepted: bool = False    # a header holding CR or LF is stored
+    wshead_not_on_reconnect: bool = False  # a reconnect's handshake leaves the headers off
+    wshead_query_space: bool = False      # AT+WSHEAD? prints "key: value", not "key:value"
+    wshead_short_by: int = 0              # data mode takes <req_header_len> minus this many bytes
 
     # ---- AT+WSOPEN? ---------------------------------------------------------------------------
     query_lists_free_slots: bool = False  # +WSOPEN:<id>,0,"" for every id with no link
@@ -64,6 +73,12 @@ class Behaviour:
     handshake_accept_key_only: bool = False  # KD-7
     handshake_buffer: int | None = None   # KD-9: response bytes the first reads may hold (1023)
     data_after_handshake_held: bool = False  # KD-6
+    auth_header_dropped: bool = False     # auth: <auth> parsed, no Authorization header sent
+    auth_header_lowercase: bool = False   # the header goes out as "authorization: ..."
+    auth_after_wshead: bool = False       # Authorization after the AT+WSHEAD headers
+    tls_host_not_checked: bool = False    # KD-8: with a CA the chain is checked, the name is not
+    tls_ca_not_checked: bool = False      # auth_mode 2/3 accept any server chain
+    tls_client_cert_not_sent: bool = False  # auth_mode 1/3 present no client certificate
 
     # ---- AT+WSSEND -------------------------------------------------------------------------------
     prompt: bytes = DATA_PROMPT
@@ -81,6 +96,9 @@ class Behaviour:
     mask_key_fixed: bool = False          # one masking key for every frame
     fragments_all_fin: bool = False       # every fragment has FIN and the message's opcode
     length_form_64_from: int | None = None  # payloads this long and longer use the 64-bit form
+    fin_ignored: bool = False             # current: <fin> parsed, every frame has FIN set
+    continuation_fin_drops_data: bool = False  # KD-12: opcode 0 with fin 1 sends nothing, ERROR
+    length_zero_refused: bool = False     # current: <length> 0 answers ERROR as released firmware
 
     # ---- receiving -------------------------------------------------------------------------------
     chunk_cap: int | None = None          # reads never larger than this, whatever buffer_size
@@ -97,6 +115,9 @@ class Behaviour:
     pong_empty: bool = False
     pong_unmasked: bool = False
     stale_fragment_after_reconnect: bool = False
+    wsdatafmt_reset_by_wsclose: bool = False  # current: AT+WSCLOSE resets the link's data format
+    wsdatafmt_offset_from_message: bool = False  # level 0 payload_offset counts from the message
+    wsdatafmt_crlf_always: bool = False   # mask bit 5 ignored: every +WS_DATA ends in CR-LF
 
     # ---- keepalive --------------------------------------------------------------------------------
     ping_clock_restarts_on_data: bool = False  # KD-4

@@ -58,13 +58,15 @@ def _rst(dev: "Device", args: str) -> Reply:
 
 
 def _gmr(dev: "Device", args: str) -> Reply:
-    """ESP-AT prints its app descriptor's version as the Bin version: the image the chip booted."""
+    """ESP-AT prints its app descriptor's version as the Bin version: the image the chip booted.
+    The first line names the model's profile; the compile time, as ESP-AT prints it, falls in the
+    profile's firmware period (sim/profiles.py), which `--profile auto` reads."""
     defects = "+".join(sorted(dev.defect_names)) or "none"
     return info(
         f"AT version:{MODEL_VERSION}(esp-at-ws reference model - profile {dev.profile.name}"
         f" - defects {defects} - ESP32C2)",
         f"SDK version:{SDK_VERSION}",
-        f"compile time(sim):profile {dev.profile.name} doc {dev.profile.doc_date}",
+        f"compile time(sim):{dev.profile.compile_time()}",
         f"Bin version:{dev.chip.app_version}(ESP32C2-4MB)",
     )
 
@@ -164,6 +166,8 @@ def _build() -> dict[str, Command]:
         Command("AT+WSOPEN", query=ws.wsopen_query, set=ws.wsopen_set),
         Command("AT+WSSEND", set=ws.wssend_set),
         Command("AT+WSCLOSE", set=ws.wsclose_set),
+        Command("AT+WSHEAD", query=ws.wshead_query, set=ws.wshead_set),        # wshead on
+        Command("AT+WSDATAFMT", set=ws.wsdatafmt_set),                          # current
     ]
     return {c.name: c for c in commands}
 

@@ -5,6 +5,12 @@ the suite should catch it under), the known deviation of BEHAVIOUR.md when it is
 description, and the Behaviour knobs (sim/behaviour.py) it changes. `behaviour_for` turns a set of
 names into the Behaviour a Device runs on; an unknown name is a ValueError, never a silent no-op.
 A known deviation's id (KD-4) also names its defect.
+
+A defect belongs to the profile of its first clause (`Defect.profile`): its knobs act on what that
+profile brought (AT+WSHEAD, <auth>, TLS modes, <fin>, AT+WSDATAFMT), so a model of an earlier
+profile refuses it (`check_profile`) instead of running it as a no-op. `--firmware shipping` is
+the known deviations of the model's profile (`firmware_defects`): on the seed KD-1..KD-11 but
+KD-8 (tls) and KD-12 (current).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import spec
 from sim.behaviour import CONFORMING, Behaviour
 
 _KNOBS = {f.name: f for f in dataclasses.fields(Behaviour)}
@@ -32,6 +39,11 @@ class Defect:
     @property
     def clause(self) -> str:
         return self.clauses[0]
+
+    @property
+    def profile(self) -> str:
+        """The profile it belongs to: that of its first clause (the model must have it)."""
+        return spec.load().clauses[self.clause].profile
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.changes if k not in _KNOBS]
@@ -286,7 +298,7 @@ _CATALOG = (
        empty_optional_is_zero=True),
     _d("escapes-kept", "PARAMS.escapes",
        "escapes in quoted strings are kept (\\, stays backslash-comma)", escapes_kept=True),
-    _d("line-limit-128", "PARAMS.line_length",
+    _d("line-limit-128", ("PARAMS.line_length", "WSOPEN.auth.line_limit"),
        "command lines longer than 128 bytes answer ERROR", command_line_max=128),
     _d("long-line-truncated", "PARAMS.line_length",
        "a command line longer than 256 bytes runs cut to 256 bytes", long_line_truncated=True),
@@ -339,6 +351,71 @@ _CATALOG = (
     _d("heap-leak-per-failed-open", "HEAP.no_leak",
        "200 bytes of heap are lost per failed AT+WSOPEN (the error buffer)",
        heap_leak_per_failed_open=200),
+
+    # ---- AT+WSHEAD (profile wshead)
+    _d("wshead-clear-ignored", "WSHEAD.clear",
+       "AT+WSHEAD=0 answers OK but keeps every stored header", wshead_clear_ignored=True),
+    _d("wshead-crlf-accepted", "WSHEAD.crlf_refused",
+       "AT+WSHEAD stores a header that holds CR or LF (and sends it)", wshead_crlf_accepted=True),
+    _d("wshead-not-on-reconnect", "WSHEAD.reconnect",
+       "a reconnect's handshake leaves the AT+WSHEAD headers off", needs_slow_test=True,
+       wshead_not_on_reconnect=True),
+    _d("wshead-query-space", "WSHEAD.query",
+       'AT+WSHEAD? prints +WSHEAD:<index>,"<key>: <value>" (a space after the colon)',
+       wshead_query_space=True),
+    _d("wshead-takes-one-byte-less", ("WSHEAD.set", "WSHEAD.sent"),
+       "AT+WSHEAD data mode takes <req_header_len> - 1 bytes", wshead_short_by=1),
+
+    # ---- AT+WSOPEN <auth> (profile auth)
+    _d("auth-header-dropped", "WSOPEN.auth",
+       "AT+WSOPEN's <auth> is parsed but no Authorization header is sent", auth_header_dropped=True),
+    _d("auth-header-lowercase", "WSOPEN.auth",
+       "the Authorization header goes out as `authorization: <auth>`", auth_header_lowercase=True),
+    _d("auth-after-wshead", "WSOPEN.auth",
+       "the Authorization header comes after the AT+WSHEAD headers", auth_after_wshead=True),
+
+    # ---- AT+WSCFG TLS authentication (profile tls)
+    _d("tls-host-not-checked", "WSCFG.auth_mode.verify_host",
+       "with a CA set the server's chain is checked, its host name is not", "KD-8",
+       tls_host_not_checked=True),
+    _d("tls-mode0-numbers-accepted", "WSCFG.auth_mode.no_pki",
+       "AT+WSCFG with auth_mode 0 and a PKI or CA number answers OK", wscfg_mode0_numbers_accepted=True),
+    _d("tls-ca-not-checked", "WSCFG.auth_mode.verify_ca",
+       "auth_mode 2 and 3 accept any server chain (the CA is loaded, never used)",
+       tls_ca_not_checked=True),
+    _d("tls-client-cert-not-sent", "WSCFG.auth_mode.client_cert",
+       "auth_mode 1 and 3 present no client certificate", tls_client_cert_not_sent=True),
+    _d("wscfg-auth-mode-accepts-4", "WSCFG.auth_mode.range",
+       "AT+WSCFG checks <auth_mode> as [0,4] (4 authenticates nothing)",
+       range_skew=(("AT+WSCFG", "auth_mode", 0, 1),)),
+
+    # ---- the development line (profile current)
+    _d("continuation-fin-drops-data", "WSSEND.fin.effect",
+       "AT+WSSEND with opcode 0 and fin 1 takes the data, sends nothing and answers ERROR",
+       "KD-12", continuation_fin_drops_data=True),
+    _d("fin-ignored", "WSSEND.fin.effect",
+       "AT+WSSEND's <fin> is parsed but every frame goes out with FIN set", fin_ignored=True),
+    _d("wssend-fin-accepts-2", "WSSEND.fin.range",
+       "AT+WSSEND checks <fin> as [0,2] (2 sends FIN)", range_skew=(("AT+WSSEND", "fin", 0, 1),)),
+    _d("length-zero-refused", "WSSEND.length.zero",
+       "AT+WSSEND with <length> 0 answers ERROR, as released firmware", length_zero_refused=True),
+    _d("buffer-size-8192", ("WSSEND.length.large", "WSCFG.buffer_size.range"),
+       "AT+WSCFG refuses a <buffer_size> above 8192, the released limit",
+       buffer_size_cap=spec.load().profiles[spec.DEFAULT_PROFILE].buffer_size_max),
+    _d("wsdatafmt-reset-by-wsclose", "WSDATAFMT.kept_on_close",
+       "AT+WSCLOSE resets the link's data format to level 0, mask 48",
+       wsdatafmt_reset_by_wsclose=True),
+    _d("wsdatafmt-offset-from-message", ("WSDATAFMT.level", "WSDATAFMT.form"),
+       "at level 0 <payload_offset> counts from the start of the message, not of the frame",
+       wsdatafmt_offset_from_message=True),
+    _d("wsdatafmt-no-crlf", "WSDATAFMT.form",
+       "mask bit 5 is ignored: every +WS_DATA ends in CR-LF", wsdatafmt_crlf_always=True),
+    _d("wsdatafmt-mask-accepts-0", "WSDATAFMT.set",
+       "AT+WSDATAFMT checks <meta_data_mask> as [0,63]",
+       range_skew=(("AT+WSDATAFMT", "meta_data_mask", -1, 0),)),
+    _d("wsdatafmt-default-mask-63", "WSDATAFMT.default",
+       "before any AT+WSDATAFMT a link prints every +WS_DATA field (mask 63, not 48)",
+       default_overrides=(("AT+WSDATAFMT", "meta_data_mask", 63),)),
 )
 
 DEFECTS: dict[str, Defect] = {d.name: d for d in _CATALOG}
@@ -346,11 +423,33 @@ if len(DEFECTS) != len(_CATALOG):
     raise ValueError("sim/defects.py: two defects share a name")
 KD_DEFECTS: dict[str, Defect] = {d.kd: d for d in _CATALOG if d.kd}
 
-# `--firmware shipping`: every known deviation of shipping ESP-AT at once.
+
+def firmware_defects(preset: str, profile: str = spec.DEFAULT_PROFILE) -> tuple[str, ...]:
+    """`--firmware PRESET` on a model of `profile`: 'seed' none, 'shipping' every known deviation
+    of shipping ESP-AT that the profile has (KD-8 from tls on, KD-12 on current only)."""
+    if preset not in ("seed", "shipping"):
+        raise ValueError(f"unknown firmware {preset!r}; known: seed, shipping")
+    if preset == "seed":
+        return ()
+    under = spec.load().profiles[profile]
+    return tuple(d.name for d in _CATALOG if d.kd is not None and under.includes(d.profile))
+
+
+# `--firmware shipping` on the seed model (the default): KD-1..KD-11 but KD-8, which needs TLS
+# verification (profile tls). Other profiles: firmware_defects(preset, profile).
 FIRMWARE_PRESETS: dict[str, tuple[str, ...]] = {
-    "seed": (),
-    "shipping": tuple(d.name for d in _CATALOG if d.kd is not None),
-}
+    preset: firmware_defects(preset) for preset in ("seed", "shipping")}
+
+
+def check_profile(defects: Iterable[Defect], profile: str) -> None:
+    """ValueError when a defect belongs to a profile the model's `profile` does not include: its
+    knobs would act on commands or fields the model does not have, a silent no-op."""
+    under = spec.load().profiles[profile]
+    later = [d for d in defects if not under.includes(d.profile)]
+    if later:
+        names = ", ".join(f"{d.name} (profile {d.profile}, clause {d.clause})" for d in later)
+        raise ValueError(f"defect(s) {names} need a later profile than the model's {profile}: "
+                         f"start the model with --profile {later[0].profile} (or later)")
 
 
 def resolve(names: Iterable[str]) -> tuple[Defect, ...]:

@@ -1,5 +1,6 @@
 """The simulated board: AT line discipline (echo, line assembly, busy, data mode, dispatch) and the
-device state that outlives a serial connection (links, WSCFG, echo, Wi-Fi)."""
+device state that outlives a serial connection (links, WSCFG, AT+WSHEAD headers, AT+WSDATAFMT
+formats, echo, Wi-Fi)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,13 +12,16 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import spec
 from sim.commands import BOOT_NOISE, COMMANDS, MODEL_VERSION, boot_sequence
-from sim.defects import Defect, behaviour_for, resolve
+from sim.defects import Defect, behaviour_for, check_profile, resolve
 from sim.link import Link, LinkConfig
 from sim.params import MAX_COMMAND_LINE_BYTES, ParamError
+from sim.pki import Pki
 from sim.profiles import Profile, get_profile
+from sim.ws_data import DataFormat
 from sim.replies import BUSY, ERROR, OK, DataRequest, Reply
 from sim.timing import DEFAULT_TIMINGS, Timings
 
@@ -27,6 +31,9 @@ log = logging.getLogger("sim.device")
 LINE_BUFFER_LIMIT = 4096
 # AT<name><rest>: the name is ATE0/ATE1, AT+<LETTERS>, or bare AT.
 _COMMAND_RE = re.compile(rb"^(ATE[01]|AT\+[A-Z0-9_]+|AT)(.*)$", re.DOTALL)
+
+# Fields whose value is a secret (VERSIONS.md auth): never logged, nor a line that holds them.
+SECRET_FIELDS = ("auth",)
 
 # A plausible ESP32-C2 heap with ESP-AT running (AT+SYSRAM?), and what a link costs.
 BASE_FREE_HEAP = 128_000
@@ -127,18 +134,24 @@ class Device:
     """One simulated ESP32-C2 with ESP-AT. Feed it AT-port bytes with `feed`; it writes to the
     sink given to `attach`. Must be fed from the event loop that runs its links."""
 
-    def __init__(self, profile: str | Profile = "seed", defects: Iterable[str] = (), *,
-                 timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False,
-                 chip: BareChip | None = None) -> None:
+    def __init__(self, profile: str | Profile | spec.Profile = "seed", defects: Iterable[str] = (),
+                 *, timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False,
+                 chip: BareChip | None = None, pki: str | Path | Pki | None = None) -> None:
         self.chip = chip or BareChip()
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.profile = get_profile(profile)
         self.defects: tuple[Defect, ...] = resolve(defects)
+        check_profile(self.defects, self.profile.name)   # a later profile's defect: refused
         self.fw = behaviour_for(self.defects)       # every knob a defect may turn
         self.timings = dataclasses.replace(timings, **dict(self.fw.timing))
         self.boot_noise = boot_noise
         self.echo = True
         self.links: dict[int, Link] = {}
         self.link_configs: dict[int, LinkConfig] = {}
+        self.pki = pki if isinstance(pki, Pki) else Pki(pki)
+        # AT+WSHEAD (wshead): global, in the order set, (key, value) as typed; lost on AT+RST.
+        self.ws_headers: list[tuple[str, str]] = []
+        # AT+WSDATAFMT (current): per link id, whether a link is open or not; AT+RST resets them.
+        self.data_formats: dict[int, DataFormat] = {}
         self.wifi = WifiState()
         self.heap = Heap(self.links)
         self._sink: Callable[[bytes], None] | None = None
@@ -182,7 +195,9 @@ class Device:
 
     def bounds(self, command: str, name: str) -> tuple[int, int]:
         """The range this firmware checks: the spec's under the profile, as a defect skews it."""
-        lo, hi = spec.load().param(command, name).bounds(self.profile)
+        lo, hi = spec.load().param(command, name).bounds(self.profile.spec)
+        if (command, name) == ("AT+WSCFG", "buffer_size") and self.fw.buffer_size_cap is not None:
+            hi = min(hi, self.fw.buffer_size_cap)
         for skew_command, skew_name, add_lo, add_hi in self.fw.range_skew:
             if (skew_command, skew_name) == (command, name):
                 lo, hi = lo + add_lo, hi + add_hi
@@ -197,7 +212,17 @@ class Device:
     def default_link_config(self) -> LinkConfig:
         return LinkConfig(ping_intv_sec=self.default("AT+WSCFG", "ping_intv_sec"),
                           ping_timeout_sec=self.default("AT+WSCFG", "ping_timeout_sec"),
-                          buffer_size=self.default("AT+WSCFG", "buffer_size"))
+                          buffer_size=self.default("AT+WSCFG", "buffer_size"),
+                          auth_mode=self.default("AT+WSCFG", "auth_mode"))
+
+    def data_format(self, link_id: int) -> DataFormat:
+        """The +WS_DATA format of a link id: as AT+WSDATAFMT set it, else the defaults (the
+        released form; always, on a profile without AT+WSDATAFMT)."""
+        found = self.data_formats.get(link_id)
+        if found is not None:
+            return found
+        return DataFormat(level=self.default("AT+WSDATAFMT", "meta_data_level"),
+                          mask=self.default("AT+WSDATAFMT", "meta_data_mask"))
 
     def add_link(self, link: Link) -> None:
         self.links[link.link_id] = link
@@ -272,9 +297,12 @@ class Device:
             link.destroy()  # dropped without close frames
 
     def _power_on(self) -> None:
-        """What every boot starts from: no links, no WSCFG, echo on (Wi-Fi is kept in flash)."""
+        """What every boot starts from: no links, no WSCFG, no AT+WSHEAD headers, every
+        AT+WSDATAFMT at its defaults, echo on (Wi-Fi and the PKI partitions are kept in flash)."""
         self._drop_links()
         self.link_configs.clear()
+        self.ws_headers.clear()
+        self.data_formats.clear()
         self.echo = True
 
     # ---- AT+RST ---------------------------------------------------------------------------
@@ -394,9 +422,24 @@ class Device:
         try:
             reply = self._dispatch(line)
         except ParamError as exc:
-            log.debug("%r: %s", line, exc)
+            log.debug("%s", self._refusal_text(line, exc))
             reply = ERROR
         self._deliver(reply)
+
+    def _refusal_text(self, line: bytes, exc: ParamError) -> str:
+        """What the parse-error log says: the line and why, unless the command's form has a
+        secret field (AT+WSOPEN's <auth>): then its name alone, since the line or the reason
+        may quote the secret."""
+        match = _COMMAND_RE.match(line)
+        name = match.group(1).decode() if match else ""
+        if name in self.profile.commands and name.startswith("AT+WS"):
+            try:
+                secret = any(f in SECRET_FIELDS for f in self.profile.field_names(name))
+            except KeyError:                     # a command with no set form
+                secret = False
+            if secret:
+                return f"{name}: refused (the line is not shown: it may hold {SECRET_FIELDS[0]})"
+        return f"{line!r}: {exc}"
 
     def _dispatch(self, line: bytes) -> Reply:
         match = _COMMAND_RE.match(line)

@@ -29,7 +29,9 @@ from wire.frames import (DATA_OPCODES, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PO
 from wire.handshake import accept_for, new_key
 
 from sim.behaviour import Behaviour
+from sim.pki import CA, CERT, KEY, Pki, PkiEntryMissing
 from sim.timing import Timings
+from sim.ws_data import CHUNK, MESSAGE, DataFormat, ws_data
 
 log = logging.getLogger("sim.link")
 
@@ -83,6 +85,25 @@ class LinkConfig:
     ping_intv_sec: int
     ping_timeout_sec: int
     buffer_size: int
+    # tls: <auth_mode> (0 none, 1 client certificate, 2 verify the server, 3 both) and the
+    # partition entries it uses (None: not given, auth_mode 0).
+    auth_mode: int = _SPEC.default("AT+WSCFG", "auth_mode")
+    pki_number: int | None = None
+    ca_number: int | None = None
+
+    @property
+    def presents_client_cert(self) -> bool:
+        return self.auth_mode in CLIENT_CERT_MODES
+
+    @property
+    def verifies_server(self) -> bool:
+        return self.auth_mode in VERIFY_SERVER_MODES
+
+
+# VERSIONS.md tls: which <auth_mode> values present a client certificate, and which verify the
+# server with a CA (and its host name).
+CLIENT_CERT_MODES = (1, 3)
+VERIFY_SERVER_MODES = (2, 3)
 
 
 @dataclass(frozen=True)
@@ -125,8 +146,12 @@ class LinkHost(Protocol):
 
     timings: Timings
     fw: Behaviour
+    pki: Pki
+    ws_headers: list[tuple[str, str]]
 
     def emit(self, data: bytes) -> None: ...
+
+    def data_format(self, link_id: int) -> DataFormat: ...
 
     def default(self, command: str, name: str) -> int: ...
 
@@ -139,6 +164,27 @@ class LinkHost(Protocol):
 
 class HandshakeError(Exception):
     pass
+
+
+def tls_context(config: LinkConfig, pki: Pki, fw: Behaviour) -> ssl.SSLContext:
+    """The TLS client of a wss:// open under <auth_mode> (VERSIONS.md tls): modes 1 and 3 present
+    client certificate <pki_number> with its key when the server asks; modes 2 and 3 verify the
+    server chain with CA <ca_number> and its host name; modes 0 and 1 verify nothing (the seed).
+    A partition entry the mode needs and the PKI lacks: PkiEntryMissing, the open fails."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if config.verifies_server and not fw.tls_ca_not_checked:
+        ctx.load_verify_locations(cafile=pki.path(CA, config.ca_number))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.check_hostname = not fw.tls_host_not_checked       # KD-8: the chain alone
+    else:
+        if config.verifies_server:
+            pki.path(CA, config.ca_number)           # (defect) loaded, never used
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if config.presents_client_cert and not fw.tls_client_cert_not_sent:
+        ctx.load_cert_chain(certfile=pki.path(CERT, config.pki_number),
+                            keyfile=pki.path(KEY, config.pki_number))
+    return ctx
 
 
 class _Outcome(enum.Enum):
@@ -327,13 +373,14 @@ class _DelayedWriter:
 
 class Link:
     def __init__(self, host: LinkHost, link_id: int, uri: str, ws_uri: WsUri, subprotocol: str,
-                 config: LinkConfig, open_timeout_ms: int) -> None:
+                 config: LinkConfig, open_timeout_ms: int, auth: str = "") -> None:
         self.host = host
         self.fw = host.fw
         self.link_id = link_id
         self.uri = uri
         self.ws_uri = ws_uri
         self.subprotocol = subprotocol
+        self._auth = auth             # AT+WSOPEN <auth> (profile auth): a secret, never logged
         self.config = config
         self.open_timeout_ms = open_timeout_ms
         self.state = LinkState.CONNECTING
@@ -353,6 +400,9 @@ class Link:
         self._pings_off = False
         self._fragment_dropped = False           # (defect) the rest of a message is dropped
         self._text_message = False               # the message in progress is text
+        self._message_opcode = OP_TEXT           # the first frame's opcode of that message
+        self._message_offset = 0                 # payload bytes of its earlier frames
+        self._message = bytearray()              # AT+WSDATAFMT level 2: the message so far
         self._cut_frame_left = 0                 # payload bytes a lost connection cut off
         self._data_read = asyncio.Event()        # data was read: the client loop runs (ticks)
 
@@ -437,14 +487,17 @@ class Link:
         return (self.state == LinkState.CONNECTED and self._writer is not None
                 and not self._writer.is_closing() and self.close_sent_at is None)
 
-    async def send(self, payload: bytes, opcode: int, timeout_ms: int) -> SendResult:
-        """Write the frame(s) of one AT+WSSEND; SENT when every byte was handed to TCP in time."""
+    async def send(self, payload: bytes, opcode: int, timeout_ms: int,
+                   fin: bool = True) -> SendResult:
+        """Write the frame(s) of one AT+WSSEND; SENT when every byte was handed to TCP in time.
+        fin False (profile current): the last frame goes out with FIN clear too."""
         writer = self._writer
         if not self.can_send or writer is None:
             return SendResult.FAILED
         if self.fw.sent_payload_cut:
             payload = payload[:-self.fw.sent_payload_cut]
-        writer.write(build_message(payload, opcode, self.config.buffer_size, self.fw))
+        writer.write(build_message(payload, opcode, self.config.buffer_size, self.fw,
+                                   fin=fin or self.fw.fin_ignored))
         if opcode == OP_CLOSE and not self.fw.close_frame_keeps_link:
             # RFC 6455 §5.5.1: after our close frame, no more frames; wait for the reply.
             self.close_sent_at = self._loop.time()
@@ -503,10 +556,10 @@ class Link:
         uri = self.ws_uri
         ssl_ctx = None
         if uri.secure and not self.fw.wss_without_tls:
-            # Seed profile: no server verification (later profiles add a CA, KD-8).
-            ssl_ctx = ssl.create_default_context()
-            ssl_ctx.check_hostname = False
-            ssl_ctx.verify_mode = ssl.CERT_NONE
+            try:
+                ssl_ctx = tls_context(self.config, self.host.pki, self.fw)
+            except PkiEntryMissing as exc:
+                raise HandshakeError(str(exc)) from None
         timings = self.host.timings
         delayed = timings.network_delay_s is not None
         if delayed:
@@ -524,7 +577,9 @@ class Link:
             self._writer = writer = _DelayedWriter(writer, timings)
             await asyncio.sleep(timings.network_delay())   # the SYN-ACK on its way back
         key = new_key()
-        request = build_request(uri, key, self.subprotocol, self.fw, reconnecting)
+        headers = () if reconnecting and self.fw.wshead_not_on_reconnect else self.host.ws_headers
+        request = build_request(uri, key, self.subprotocol, self.fw, reconnecting,
+                                auth=self._auth, headers=headers)
         if len(request) > MAX_REQUEST_BYTES:
             raise HandshakeError(f"request of {len(request)} bytes does not fit")
         writer.write(request)
@@ -536,6 +591,8 @@ class Link:
         if not self.fw.stale_fragment_after_reconnect:
             self._cut_frame_left = 0
         self._fragment_dropped = False
+        self._message.clear()
+        self._message_offset = 0
 
     async def _read_response_head(self, reader: asyncio.StreamReader | _DelayedReader
                                   ) -> tuple[bytes, bytes]:
@@ -716,7 +773,7 @@ class Link:
         try:
             if self._cut_frame_left:               # (defect) a frame cut by the last connection
                 left, self._cut_frame_left = self._cut_frame_left, 0
-                await self._deliver_payload(stream, OP_CONTINUATION, left, None)
+                await self._deliver_chunks(stream, OP_CONTINUATION, True, left, None, False)
             while True:
                 opcode, fin, key, length = await self._read_header(stream)
                 if opcode in DATA_OPCODES or (self.fw.reserved_opcodes_printed
@@ -733,7 +790,7 @@ class Link:
                 elif opcode == OP_PONG:
                     self.pong_wait_since = None
                     if self.fw.pongs_printed:
-                        self._emit_data(b"")
+                        self._emit_data(b"", OP_PONG, True, 0, 0)
                 # Reserved opcodes (3-7, 0xB-0xF): ignored, nothing printed (AT core object).
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ssl.SSLError) as exc:
             if self.close_sent_at is not None:
@@ -754,26 +811,63 @@ class Link:
 
     async def _on_data_frame(self, stream: _Stream, opcode: int, fin: bool, key: bytes | None,
                              length: int) -> None:
-        """Fragments are reported one by one as they come (BEHAVIOUR.md "Data from the server")."""
+        """A data frame, printed as the link id's AT+WSDATAFMT level says: per read of at most
+        buffer_size (level 0, the released behaviour: fragments one by one as they come,
+        BEHAVIOUR.md "Data from the server"), per frame (1), or per reassembled message (2)."""
         if opcode != OP_CONTINUATION:
             self._text_message = opcode == OP_TEXT
             self._fragment_dropped = False
+            self._message_opcode = opcode
+            self._message_offset = 0
+            self._message.clear()
         dropped = opcode == OP_CONTINUATION and self._fragment_dropped
         if fin:
             self._fragment_dropped = False
-        if length == 0:
-            if not dropped and not self.fw.empty_frames_dropped:
-                self._emit_data(b"")
-            return
-        await self._deliver_payload(stream, opcode, length, key, dropped=dropped)
+        level = self.host.data_format(self.link_id).level
+        if level == CHUNK:
+            if length == 0:
+                if not dropped and not self.fw.empty_frames_dropped:
+                    self._emit_data(b"", opcode, fin, 0, 0)
+            else:
+                await self._deliver_chunks(stream, opcode, fin, length, key, dropped)
+        else:
+            payload = await self._read_payload(stream, length, key)
+            if level == MESSAGE:
+                if not dropped:
+                    self._message += payload
+                if fin:
+                    whole, self._message = bytes(self._message), bytearray()
+                    if whole or not self.fw.empty_frames_dropped:
+                        self._emit_data(whole, self._message_opcode, True, len(whole), 0)
+            elif not dropped and (payload or not self.fw.empty_frames_dropped):
+                self._emit_data(payload, opcode, fin, length, 0)
+        self._message_offset = 0 if fin else self._message_offset + length
 
-    async def _deliver_payload(self, stream: _Stream, opcode: int, length: int,
-                               key: bytes | None, dropped: bool = False) -> None:
+    async def _read_payload(self, stream: _Stream, length: int, key: bytes | None) -> bytes:
+        """A frame's whole payload, unmasked (levels 1 and 2), read as it arrives."""
+        out = bytearray()
+        while len(out) < length:
+            self._cut_frame_left = length - len(out)
+            chunk = await stream.read(length - len(out))
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(out), length)
+            self._data_readable()
+            out += chunk
+        self._cut_frame_left = 0
+        payload = apply_mask(bytes(out), key) if key else bytes(out)
+        if self.fw.text_utf8_replaced and self._text_message:
+            payload = payload.decode("utf-8", "replace").encode()
+        return payload
+
+    async def _deliver_chunks(self, stream: _Stream, opcode: int, fin: bool, length: int,
+                              key: bytes | None, dropped: bool) -> None:
         """One +WS_DATA per read of at most buffer_size bytes (boundaries follow arrival)."""
         chunk_size = self.config.buffer_size
         if self.fw.chunk_cap is not None:
             chunk_size = min(chunk_size, self.fw.chunk_cap)
         chunk_size += self.fw.chunk_extra
+        # (defect) the offset counted from the start of the message instead of the frame
+        base = self._message_offset if self.fw.wsdatafmt_offset_from_message else 0
         offset = 0
         while offset < length:
             self._cut_frame_left = length - offset    # what a lost connection would cut off
@@ -784,12 +878,12 @@ class Link:
             if key:
                 rotation = offset % 4
                 chunk = apply_mask(chunk, key[rotation:] + key[:rotation])
-            offset += len(chunk)
+            start, offset = offset, offset + len(chunk)
             if dropped:
                 continue
             if self.fw.text_utf8_replaced and self._text_message:
                 chunk = chunk.decode("utf-8", "replace").encode()
-            self._emit_data(chunk)
+            self._emit_data(chunk, opcode, fin, length, base + start)
         self._cut_frame_left = 0
 
     def _answer_ping(self, payload: bytes) -> None:
@@ -840,11 +934,12 @@ class Link:
         if not self.destroyed:
             self.host.emit(f"{name}:{self.link_id}\r\n".encode())
 
-    def _emit_data(self, chunk: bytes) -> None:
+    def _emit_data(self, data: bytes, opcode: int, fin: bool, payload_len: int,
+                   payload_offset: int) -> None:
         if not self.destroyed:
-            printed = self.fw.printed_link_id(self.link_id)
-            length = len(chunk) + self.fw.ws_data_len_extra
-            self.host.emit(b"+WS_DATA:%d,%d," % (printed, length) + chunk + b"\r\n")
+            self.host.emit(ws_data(self.link_id, self.host.data_format(self.link_id), data,
+                                   opcode=opcode, fin=fin, payload_len=payload_len,
+                                   payload_offset=payload_offset, fw=self.fw))
 
 
 def _reserved(opcode: int) -> bool:
@@ -857,8 +952,11 @@ async def _read_to_eof(stream: _Stream) -> None:
 
 
 def build_request(uri: WsUri, key: str, subprotocol: str, fw: Behaviour,
-                  reconnecting: bool = False) -> bytes:
-    """The upgrade request in the firmware's header order (BEHAVIOUR.md "Opening")."""
+                  reconnecting: bool = False, auth: str = "",
+                  headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()) -> bytes:
+    """The upgrade request in the firmware's header order (BEHAVIOUR.md "Opening"): the library's
+    headers, Sec-WebSocket-Protocol, Authorization (profile auth), then each AT+WSHEAD header as
+    `key: value` in the order set (profile wshead). Encoded as latin-1: the bytes as typed."""
     host = uri.host if fw.host_without_port else f"{uri.host}:{uri.port}"  # always the port (A6)
     lines = [
         f"GET {uri.target(fw, reconnecting)} HTTP/1.1",
@@ -871,7 +969,13 @@ def build_request(uri: WsUri, key: str, subprotocol: str, fw: Behaviour,
     ]
     if subprotocol and not fw.subprotocol_not_sent:
         lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    authorization = []
+    if auth and not fw.auth_header_dropped:
+        name = "authorization" if fw.auth_header_lowercase else "Authorization"
+        authorization.append(f"{name}: {auth}")
+    stored = [f"{name}: {value}" for name, value in headers]
+    lines += stored + authorization if fw.auth_after_wshead else authorization + stored
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def check_response(head: bytes, key: str, subprotocol: str, fw: Behaviour) -> None:
@@ -911,9 +1015,11 @@ def check_response(head: bytes, key: str, subprotocol: str, fw: Behaviour) -> No
 _FIXED_MASK_KEY = b"\x37\xfa\x21\x3d"
 
 
-def build_message(payload: bytes, opcode: int, buffer_size: int, fw: Behaviour) -> bytes:
+def build_message(payload: bytes, opcode: int, buffer_size: int, fw: Behaviour,
+                  fin: bool = True) -> bytes:
     """One AT+WSSEND: a single masked frame, or, past buffer_size, a fragmented message (first
-    frame with the opcode and FIN clear, continuations of at most buffer_size, FIN on the last)."""
+    frame with the opcode and FIN clear, continuations of at most buffer_size, FIN on the last).
+    fin False (profile current): the last frame has FIN clear too, more fragments follow."""
 
     def frame(op: int, part: bytes, fin: bool) -> bytes:
         key = _FIXED_MASK_KEY if fw.mask_key_fixed else os.urandom(4)
@@ -922,7 +1028,7 @@ def build_message(payload: bytes, opcode: int, buffer_size: int, fw: Behaviour) 
         return encode_frame(op, part, fin=fin, mask=True, mask_key=key, length_bits=bits)
 
     if len(payload) <= buffer_size:
-        return frame(opcode, payload, True)
+        return frame(opcode, payload, fin)
     frames = []
     for offset in range(0, len(payload), buffer_size):
         part = payload[offset:offset + buffer_size]
@@ -930,5 +1036,5 @@ def build_message(payload: bytes, opcode: int, buffer_size: int, fw: Behaviour) 
         if fw.fragments_all_fin:
             frames.append(frame(opcode, part, True))
         else:
-            frames.append(frame(opcode if offset == 0 else OP_CONTINUATION, part, last))
+            frames.append(frame(opcode if offset == 0 else OP_CONTINUATION, part, last and fin))
     return b"".join(frames)

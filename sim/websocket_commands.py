@@ -1,17 +1,23 @@
-"""AT+WSCFG, AT+WSOPEN, AT+WSSEND, AT+WSCLOSE: parameter parsing, range checks, and the hand-off
-to Link. Ranges and defaults come from the spec data (spec/websocket_at.toml) through the device;
-where the seed is silent, spec/AMBIGUITIES.md says why the model does what it does."""
+"""AT+WSCFG, AT+WSOPEN, AT+WSSEND, AT+WSCLOSE, and the later profiles' AT+WSHEAD and AT+WSDATAFMT:
+parameter parsing, range checks, and the hand-off to Link. Ranges and defaults come from the spec
+data (spec/websocket_at.toml) through the device, and so do the fields each command takes under
+the device's profile (`spec.load().form`): a field past the profile's form is ERROR. Where the seed
+is silent, spec/AMBIGUITIES.md says why the model does what it does; the later profiles follow
+VERSIONS.md and the contract of issue 14."""
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
 import spec
-from wire.frames import OP_CLOSE, OP_PING, OP_PONG
+from wire.frames import OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG
 
-from sim.link import MAX_CONTROL_PAYLOAD, Link, LinkConfig, LinkState, SendResult, parse_uri
+from sim.link import (CLIENT_CERT_MODES, MAX_CONTROL_PAYLOAD, MAX_REQUEST_BYTES,
+                      VERIFY_SERVER_MODES, Link, LinkConfig, LinkState, SendResult, parse_uri)
 from sim.params import ParamError, Params
-from sim.replies import ERROR, OK, SEND_OK, DataRequest, Reply, info
+from sim.pki import PKI_NUMBER_MAX
+from sim.replies import DATA_PROMPT, ERROR, OK, SEND_OK, DataRequest, Reply, info
+from sim.ws_data import DataFormat
 
 if TYPE_CHECKING:
     from sim.device import Device
@@ -21,6 +27,8 @@ if TYPE_CHECKING:
 SIZE_CHECKED_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
 RESERVED_OPCODES = tuple(range(0x3, 0x8)) + tuple(range(0xB, 0x10))
 NUMBER_OF_LINKS = spec.load().bounds("AT+WSOPEN", "link_id")[1] + 1   # ids 0..2: three links
+# AT+WSHEAD <req_header_len>: at most what the request buffer holds (the contract of issue 14).
+WSHEAD_MAX_BYTES = MAX_REQUEST_BYTES
 
 
 def _int(dev: "Device", p: Params, index: int, command: str, name: str,
@@ -37,8 +45,18 @@ def _link_id(dev: "Device", p: Params, command: str) -> int:
     return link_id
 
 
-def _params(dev: "Device", args: str, min_count: int, max_count: int) -> Params:
-    return Params(args, min_count=min_count, max_count=max_count, fw=dev.fw)
+def _params(dev: "Device", args: str, command: str) -> Params:
+    """The fields of `command` as its form under the device's profile allows: every required one,
+    none past the last."""
+    form = dev.profile.form(command)
+    return Params(args, min_count=sum(not f.optional for f in form), max_count=len(form),
+                  fw=dev.fw)
+
+
+def _index(dev: "Device", command: str, name: str) -> int | None:
+    """Where field `name` sits in `command`'s form under the profile; None: the profile lacks it."""
+    names = dev.profile.field_names(command)
+    return names.index(name) if name in names else None
 
 
 # ---- AT+WSCFG ------------------------------------------------------------------------------
@@ -49,7 +67,7 @@ def wscfg_set(dev: "Device", args: str) -> Reply:
         first = args.split(",", 1)[0]
         if first.isdigit():
             dev.link_configs.pop(int(first), None)   # freed before the checks run
-    p = _params(dev, args, 3, 4)
+    p = _params(dev, args, "AT+WSCFG")
     if fw.wscfg_buffer_required and len(p.fields) < 4:
         raise ParamError("<buffer_size> required")
     link_id = _link_id(dev, p, "AT+WSCFG")
@@ -58,7 +76,8 @@ def wscfg_set(dev: "Device", args: str) -> Reply:
     buffer_size = _int(dev, p, 3, "AT+WSCFG", "buffer_size", optional=True)
     if fw.wscfg_fields_swapped:
         ping_intv_sec, ping_timeout_sec = ping_timeout_sec, ping_intv_sec
-    config = LinkConfig(ping_intv_sec, ping_timeout_sec, buffer_size)
+    config = LinkConfig(ping_intv_sec, ping_timeout_sec, buffer_size,
+                        **_tls_fields(dev, p))
     live = dev.links.get(link_id)
     if live is not None and fw.wscfg_applies_to_live_link:
         live.config = config
@@ -72,6 +91,22 @@ def wscfg_set(dev: "Device", args: str) -> Reply:
     if fw.wscfg_prints_settings:
         return info(f"+WSCFG:{link_id},{ping_intv_sec},{ping_timeout_sec},{buffer_size}")
     return OK
+
+
+def _tls_fields(dev: "Device", p: Params) -> dict:
+    """tls: [,<auth_mode>,<pki_number>,<ca_number>]. auth_mode 0 (or left off): no PKI or CA
+    number may follow (five fields at most); 1..3: both numbers, decimal in [0,255]."""
+    at = _index(dev, "AT+WSCFG", "auth_mode")
+    if at is None:
+        return {}
+    auth_mode = _int(dev, p, at, "AT+WSCFG", "auth_mode", optional=True)
+    pki_at, ca_at = _index(dev, "AT+WSCFG", "pki_number"), _index(dev, "AT+WSCFG", "ca_number")
+    if auth_mode not in CLIENT_CERT_MODES + VERIFY_SERVER_MODES:     # 0: no authentication
+        if len(p.fields) > at + 1 and not dev.fw.wscfg_mode0_numbers_accepted:
+            raise ParamError("auth_mode 0 takes no <pki_number> or <ca_number>")
+        return {"auth_mode": auth_mode}
+    return {"auth_mode": auth_mode, "pki_number": p.int(pki_at, 0, PKI_NUMBER_MAX),
+            "ca_number": p.int(ca_at, 0, PKI_NUMBER_MAX)}
 
 
 # ---- AT+WSOPEN -----------------------------------------------------------------------------
@@ -91,11 +126,13 @@ def wsopen_query(dev: "Device", args: str) -> Reply:
 
 def wsopen_set(dev: "Device", args: str) -> Reply:
     fw = dev.fw
-    p = _params(dev, args, 2, 4)
+    p = _params(dev, args, "AT+WSOPEN")
     link_id = _link_id(dev, p, "AT+WSOPEN")
     uri = p.str(1)
     subprotocol = p.str(2, default="")
-    if fw.empty_timeout_refused and len(p.fields) == 4 and not p.is_present(3):
+    auth_at = _index(dev, "AT+WSOPEN", "auth")
+    auth = "" if auth_at is None else p.str(auth_at, default="")    # auth: a quoted string
+    if fw.empty_timeout_refused and len(p.fields) > 3 and not p.is_present(3):
         raise ParamError("KD-1: an empty <timeout_ms> is refused")
     timeout_ms = _int(dev, p, 3, "AT+WSOPEN", "timeout_ms", optional=True)
     if dev.id_busy(link_id):
@@ -114,7 +151,7 @@ def wsopen_set(dev: "Device", args: str) -> Reply:
         dev.remove_link(existing)
         existing.destroy()
     config = dev.link_configs.get(link_id, dev.default_link_config())
-    link = Link(dev, link_id, uri, ws_uri, subprotocol, config, timeout_ms)
+    link = Link(dev, link_id, uri, ws_uri, subprotocol, config, timeout_ms, auth=auth)
     dev.add_link(link)
     return _open(dev, link)
 
@@ -142,13 +179,18 @@ async def _open(dev: "Device", link: Link) -> bytes:
 
 def wssend_set(dev: "Device", args: str) -> Reply:
     fw = dev.fw
-    p = _params(dev, args, 2, 4)
+    p = _params(dev, args, "AT+WSSEND")
     link_id = _link_id(dev, p, "AT+WSSEND")
     lo, hi = dev.bounds("AT+WSSEND", "length")
     length = p.int(1, 0, hi)                     # 0 parses; it is refused below
     opcode = _int(dev, p, 2, "AT+WSSEND", "opcode", optional=True)
     timeout_ms = _int(dev, p, 3, "AT+WSSEND", "timeout_ms", optional=True)
-    if length < lo and not fw.length_zero_prompts:
+    fin_at = _index(dev, "AT+WSSEND", "fin")
+    fin = bool(dev.default("AT+WSSEND", "fin") if fin_at is None
+               else _int(dev, p, fin_at, "AT+WSSEND", "fin", optional=True))
+    empty_frame = (length == 0 and dev.profile.wssend_length0_sends_empty
+                   and not fw.length_zero_refused and not fw.length_zero_prompts)
+    if length < lo and not fw.length_zero_prompts and not empty_frame:
         return ERROR  # released firmware: ERROR, no prompt
     if fw.reserved_opcodes_refused and opcode in RESERVED_OPCODES:
         return ERROR
@@ -165,7 +207,9 @@ def wssend_set(dev: "Device", args: str) -> Reply:
             return ERROR
         if waiting:
             return SEND_OK                       # (defect) nothing was sent
-        result = await link.send(payload, opcode, timeout_ms)
+        if fw.continuation_fin_drops_data and opcode == OP_CONTINUATION and fin:
+            return ERROR                         # KD-12: the data is dropped
+        result = await link.send(payload, opcode, timeout_ms, fin)
         if result is SendResult.DISRUPTED:
             if fw.reboot_on_send_disrupted:
                 dev.crash("connection lost during a send")
@@ -173,6 +217,8 @@ def wssend_set(dev: "Device", args: str) -> Reply:
             return SEND_OK if fw.send_ok_when_disrupted else ERROR
         return SEND_OK if result is SendResult.SENT else ERROR
 
+    if empty_frame:
+        return on_data(b"")                      # current: no prompt, one empty frame, SEND OK
     return DataRequest(max(0, length - fw.data_mode_short_by), on_data, prompt=fw.prompt)
 
 
@@ -180,8 +226,10 @@ def wssend_set(dev: "Device", args: str) -> Reply:
 
 def wsclose_set(dev: "Device", args: str) -> Reply:
     fw = dev.fw
-    p = _params(dev, args, 1, 1)
+    p = _params(dev, args, "AT+WSCLOSE")
     link_id = _link_id(dev, p, "AT+WSCLOSE")
+    if fw.wsdatafmt_reset_by_wsclose:
+        dev.data_formats.pop(link_id, None)      # (defect) AT+WSCLOSE leaves it alone
     link = dev.links.get(link_id)
     if link is None:
         if fw.wsclose_unused_resets_all:
@@ -213,4 +261,56 @@ async def _close(dev: "Device", link: Link) -> bytes:
     dev.mark_id_busy(link.link_id, fw.wsclose_id_busy_s)
     if fw.wsclose_prints_closed:
         dev.emit(f"+WS_CLOSED:{link.link_id}\r\n".encode())
+    return OK
+
+
+# ---- AT+WSHEAD (profile wshead) ----------------------------------------------------------------
+
+def wshead_query(dev: "Device", args: str) -> Reply:
+    """One `+WSHEAD:<index>,"<key>:<value>"` per stored header, in the order set, then OK."""
+    joiner = ": " if dev.fw.wshead_query_space else ":"
+    return info(*(f'+WSHEAD:{index},"{key}{joiner}{value}"'
+                  for index, (key, value) in enumerate(dev.ws_headers)))
+
+
+def wshead_set(dev: "Device", args: str) -> Reply:
+    """=0: every header cleared, OK, no prompt. =n (1..1023): the data prompt, exactly n bytes of
+    `key: value`, then OK, or ERROR (nothing stored) for CR or LF, no colon, or an empty key."""
+    fw = dev.fw
+    p = _params(dev, args, "AT+WSHEAD")
+    length = p.int(0, 0, WSHEAD_MAX_BYTES)
+    if length == 0:
+        if not fw.wshead_clear_ignored:
+            dev.ws_headers.clear()
+        return OK
+
+    async def on_data(data: bytes) -> bytes:
+        header = _header(data, fw.wshead_crlf_accepted)
+        if header is None:
+            return ERROR
+        dev.ws_headers.append(header)
+        return OK
+
+    return DataRequest(max(0, length - fw.wshead_short_by), on_data, prompt=DATA_PROMPT)
+
+
+def _header(data: bytes, crlf_accepted: bool) -> tuple[str, str] | None:
+    """(key, value) of `key: value` (the spaces after the colon dropped); None when refused."""
+    if (b"\r" in data or b"\n" in data) and not crlf_accepted:
+        return None
+    key, colon, value = data.decode("latin-1").partition(":")
+    if not colon or not key:
+        return None
+    return key, value.lstrip(" ")
+
+
+# ---- AT+WSDATAFMT (profile current) ------------------------------------------------------------
+
+def wsdatafmt_set(dev: "Device", args: str) -> Reply:
+    """AT+WSDATAFMT=<link_id>,<meta_data_level>,<meta_data_mask>: all three, per link id."""
+    p = _params(dev, args, "AT+WSDATAFMT")
+    link_id = _link_id(dev, p, "AT+WSDATAFMT")
+    level = _int(dev, p, 1, "AT+WSDATAFMT", "meta_data_level")
+    mask = _int(dev, p, 2, "AT+WSDATAFMT", "meta_data_mask")
+    dev.data_formats[link_id] = DataFormat(level=level, mask=mask)
     return OK

@@ -11,10 +11,12 @@ import pytest
 import spec
 from sim import Device
 from sim.behaviour import Behaviour
-from sim.defects import DEFECTS, FIRMWARE_PRESETS, KD_DEFECTS, behaviour_for, resolve
+from sim.defects import (DEFECTS, FIRMWARE_PRESETS, KD_DEFECTS, behaviour_for, firmware_defects,
+                         resolve)
 
 ROOT = Path(__file__).resolve().parents[2]
-# BEHAVIOUR.md's known deviations the seed profile can show (KD-8 needs TLS verification).
+# BEHAVIOUR.md's known deviations the seed profile can show (KD-8 needs TLS verification, profile
+# tls; KD-12 is the development line's, profile current).
 SEED_KDS = {f"KD-{n}" for n in range(1, 12)} - {"KD-8"}
 
 
@@ -32,12 +34,51 @@ def test_every_clause_has_a_defect():
     assert not missing, f"clauses no defect of the catalog breaks: {missing}"
 
 
-def test_every_seed_known_deviation_is_a_defect_of_its_clause():
-    assert set(KD_DEFECTS) == SEED_KDS
+def test_every_known_deviation_is_a_defect_of_its_clause():
+    # Since the profiles (issue 14): every KD of the spec data, KD-8 and KD-12 included.
+    assert set(KD_DEFECTS) == set(spec.load().known_deviations)
     clauses = spec.load().clauses
     for kd, defect in KD_DEFECTS.items():
         assert all(clauses[c].known_deviation == kd for c in defect.clauses), defect
-    assert set(FIRMWARE_PRESETS["shipping"]) == {d.name for d in KD_DEFECTS.values()}
+    assert KD_DEFECTS["KD-8"].profile == "tls" and KD_DEFECTS["KD-12"].profile == "current"
+
+
+def test_shipping_is_the_known_deviations_of_the_models_profile():
+    """The seed model (the default) shows KD-1..KD-11 but KD-8; tls adds KD-8, current KD-12."""
+    seed = {KD_DEFECTS[kd].name for kd in SEED_KDS}
+    assert set(FIRMWARE_PRESETS["shipping"]) == set(firmware_defects("shipping")) == seed
+    assert set(firmware_defects("shipping", "auth")) == seed
+    assert set(firmware_defects("shipping", "tls")) == seed | {KD_DEFECTS["KD-8"].name}
+    assert set(firmware_defects("shipping", "current")) == seed | {
+        KD_DEFECTS["KD-8"].name, KD_DEFECTS["KD-12"].name}
+    assert firmware_defects("seed", "current") == ()
+    for profile in spec.load().profiles:
+        Device(profile, firmware_defects("shipping", profile))     # each one starts
+    with pytest.raises(ValueError, match="unknown firmware"):
+        firmware_defects("nightly")
+
+
+def test_each_defect_belongs_to_the_profile_of_its_first_clause():
+    the_spec = spec.load()
+    for defect in DEFECTS.values():
+        assert defect.profile == the_spec.clauses[defect.clauses[0]].profile
+    # every later profile has at least one defect that only its own clauses catch
+    for profile in the_spec.profile_order[1:]:
+        assert any(d.profile == profile for d in DEFECTS.values()), profile
+
+
+def test_a_defect_of_a_later_profile_is_refused_on_an_earlier_model():
+    for defect in DEFECTS.values():
+        for profile in spec.load().profile_order:
+            if spec.load().profiles[profile].includes(defect.profile):
+                Device(profile, [defect.name])
+            else:
+                with pytest.raises(ValueError, match=rf"{defect.name} \(profile "
+                                                     rf"{defect.profile}.*--profile {defect.profile}"):
+                    Device(profile, [defect.name])
+    bad = subprocess.run([sys.executable, "-m", "sim", "--defect", "KD-12"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2 and "--profile current" in bad.stderr, bad.stderr
 
 
 def test_every_knob_is_read_by_the_model_and_set_by_a_defect():
@@ -68,16 +109,17 @@ def test_unknown_defect_is_an_error_at_start_up():
     assert bad.returncode == 2 and "no-such-defect" in bad.stderr
 
 
-def test_list_defects_prints_each_once_with_clause_and_kd():
+def test_list_defects_prints_each_once_with_clause_kd_and_profile():
     listing = subprocess.run([sys.executable, "-m", "sim", "--list-defects"], cwd=ROOT,
                              capture_output=True, text=True, timeout=10, check=True).stdout
     rows = listing.splitlines()[1:]
     names = [row.split()[0] for row in rows]
     assert len(names) == len(set(names)) == len(DEFECTS)
     for row in rows:
-        name, clauses, kd = row.split()[:3]
+        name, clauses, kd, profile = row.split()[:4]
         defect = DEFECTS[name]
         assert clauses == ",".join(defect.clauses) and kd == (defect.kd or "-")
+        assert profile == defect.profile
 
 
 def test_conflicting_defects_cannot_run_together():

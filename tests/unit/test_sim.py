@@ -126,6 +126,7 @@ class ServerConn:
         self.request = b""
         self.frames: queue.Queue[Frame] = queue.Queue()
         self.eof = threading.Event()
+        self.peercert = writer.get_extra_info("peercert")   # over TLS: the client's certificate
 
     def send(self, data: bytes) -> None:
         self.loop.call_soon_threadsafe(self.writer.write, data)
@@ -146,9 +147,12 @@ class ServerConn:
 
 class WsServer:
     """Accepts connections in a background loop. `respond(key)` builds the handshake answer;
-    `auto_pong` answers the device's pings."""
+    `auto_pong` answers the device's pings; with `ssl_context` it serves wss:// (a TLS handshake
+    that fails never reaches `accept`)."""
 
-    def __init__(self, respond: Callable[[str], bytes] | None = None, auto_pong: bool = True) -> None:
+    def __init__(self, respond: Callable[[str], bytes] | None = None, auto_pong: bool = True,
+                 ssl_context=None) -> None:
+        self.ssl_context = ssl_context
         self.respond = respond or (lambda key: (
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
@@ -163,7 +167,7 @@ class WsServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0))
+            asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.ssl_context))
         self.port = self.server.sockets[0].getsockname()[1]
         self._started.set()
         self.loop.run_forever()
@@ -188,7 +192,8 @@ class WsServer:
             writer.close()
 
     def uri(self, path: str = "/") -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def accept(self, timeout: float = WAIT_S) -> ServerConn:
         return self.conns.get(timeout=timeout)
@@ -209,14 +214,14 @@ class WsServer:
 
 # ---- fixtures ----------------------------------------------------------------------------
 
-def start_model(*defects: str) -> SimThread:
-    return SimThread("seed", defects, timings=FAST).start()
+def start_model(*defects: str, profile: str = "seed", pki=None) -> SimThread:
+    return SimThread(profile, defects, timings=FAST, pki=pki).start()
 
 
 @contextlib.contextmanager
-def model_at(*defects: str):
-    """A model with these defects and a raw AT port on it, echo off."""
-    with start_model(*defects) as m:
+def model_at(*defects: str, profile: str = "seed", pki=None):
+    """A model of `profile` with these defects and a raw AT port on it, echo off."""
+    with start_model(*defects, profile=profile, pki=pki) as m:
         at = AtPort(m.url)
         try:
             at.cmd("ATE0")
