@@ -23,12 +23,13 @@ from typing import Callable
 
 import serial
 
-from .commands import documented_info_line, wsopen_listing
+from .commands import documented_info_line, wsdatafmt_of, wsopen_listing
 from .engine import AtEngine
 from .errors import (DeviceBusy, DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted,
                      DeviceSilent, DeviceViolation, PortClosed)
 from .events import (SYSTEM_MESSAGES, Busy, Echo, ErrCode, Event, Final, FramingError, Line,
                      Prompt, Ready, Urc, WsData)
+from .redaction import Redactions
 from .serial_port import open_at_port
 from .transcript import Transcript
 
@@ -106,6 +107,9 @@ class AtClient:
         self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
         self.commands_sent: list[bytes] = []     # command lines since begin_test
         self._recording = True
+        self.redactions = Redactions()           # secrets never recorded (see redact)
+        self._held: dict[str, bytes] = {}        # per direction: an end that may be a secret's start
+        self._engine = AtEngine()
         self._reset_test_state()
         self._attach(port)
 
@@ -114,9 +118,10 @@ class AtClient:
         return cls(open_at_port(url, baudrate), url, baudrate)
 
     def _attach(self, port: serial.SerialBase) -> None:
-        """A fresh engine and reader on `port` (at start, and when the port is reopened)."""
+        """A fresh engine and reader on `port` (at start, and when the port is reopened); the
+        +WS_DATA formats the device was given stay (a port drop does not reset the device)."""
         self._port = port
-        self._engine = AtEngine()
+        self._engine = AtEngine(formats=self._engine.data_formats)
         self._rx = bytearray()
         self._rx_base = 0                        # stream offset of self._rx[0]
         self._command_open = False               # written, final result not yet received
@@ -136,6 +141,7 @@ class AtClient:
         self.rebooted_at: float | None = None    # a reboot nobody asked for, this test
         self.garbage_seen = False                # framing errors or bytes that are not text
         self.busy_exhausted: Response | None = None   # still `busy p...` after the retries
+        self._held = {}
         self._transcript = Transcript()
         self._t0 = time.monotonic()
 
@@ -171,8 +177,7 @@ class AtClient:
             cut = len(self._rx) - RX_KEPT_BYTES
             del self._rx[:cut]
             self._rx_base += cut
-        if self._recording:
-            self._transcript.append(time.monotonic(), "<<", data)
+        self._record("<<", data)
         for event in self._engine.feed(data):
             if isinstance(event, Prompt):
                 self._prompted = True
@@ -237,7 +242,7 @@ class AtClient:
         if text and any(b > 0x7E or (b < 0x20 and b not in b"\r\n\t") for b in raw[:256]) or \
                 raw.startswith(b">"):
             self.garbage_seen = True             # not text, or a prompt nobody asked for
-        self.unexpected.append((time.monotonic(), raw[:512], where))
+        self.unexpected.append((time.monotonic(), self.redactions.apply(raw[:512]), where))
 
     @property
     def flooded(self) -> bool:
@@ -277,18 +282,36 @@ class AtClient:
         return self._rx_base + len(self._rx)
 
     def _received_since(self, offset: int) -> bytes:
-        return bytes(self._rx[max(0, offset - self._rx_base):])
+        return self.redactions.apply(bytes(self._rx[max(0, offset - self._rx_base):]))
+
+    def _record(self, direction: str, data: bytes) -> None:
+        """Into the transcript (lock held), secrets hidden; an end that could be the start of
+        a secret waits for the next bytes of its direction."""
+        if not self._recording:
+            return
+        if self.redactions:
+            data = self.redactions.apply(self._held.pop(direction, b"") + data)
+            keep = self.redactions.held_tail(data)
+            if keep:
+                self._held[direction], data = data[-keep:], data[:-keep]
+        if data:
+            self._transcript.append(time.monotonic(), direction, data)
+
+    def _flush_held(self) -> None:
+        for direction, data in self._held.items():
+            self._transcript.append(time.monotonic(), direction, data)
+        self._held = {}
 
     def _write(self, data: bytes) -> None:
         with self._cond:
             recording = self._recording
-            if recording:
-                self._transcript.append(time.monotonic(), ">>", data)
+            self._record(">>", data)
         try:
             self._port.write(data)
             self._port.flush()
         except (serial.SerialException, OSError) as exc:
-            shown = repr(data[:64]) if recording else "an unrecorded command"
+            shown = repr(self.redactions.apply(data[:64])) if recording else \
+                "an unrecorded command"
             raise PortClosed(f"writing {shown} to the AT port {self.url or ''} failed: "
                              f"{exc}") from None
 
@@ -327,6 +350,7 @@ class AtClient:
                 self._collect(response, start, timeout, until_prompt=False)
             response.busy_retries = retry
             if not response.busy:
+                self._learn_data_format(command, response)
                 return response
             if retry == busy_retries:
                 if busy_retries:                 # retried and still busy: a device fault
@@ -334,6 +358,20 @@ class AtClient:
                 return response
             time.sleep(BUSY_PAUSE_S)
         return response
+
+    def _learn_data_format(self, command: str | bytes, response: Response) -> None:
+        """AT+WSDATAFMT answered OK: the engine reads that link's +WS_DATA in the new form."""
+        if response.ok:
+            values = wsdatafmt_of(command.encode() if isinstance(command, str) else command)
+            if values is not None:
+                with self._cond:
+                    self._engine.set_data_format(*values)
+
+    def redact(self, secret: bytes) -> None:
+        """Never record `secret` (an AT+WSOPEN <auth>): from now on it shows as `<secret>` in
+        the transcript, the command lines kept and every failure text the client builds."""
+        with self._cond:
+            self.redactions.add(secret)
 
     def send_data(self, command: str | bytes, payload: bytes, *,
                   prompt_timeout: float = COMMAND_TIMEOUT_S,
@@ -354,7 +392,7 @@ class AtClient:
         with self._cond:
             self._responses.clear()              # stray lines from before belong to nobody
             data = self._engine.command(command, expects_prompt=expects_prompt)
-            response = Response(command=data[:-2], clauses=self.clauses)
+            response = Response(command=self.redactions.apply(data[:-2]), clauses=self.clauses)
             if self._recording:                  # an unrecorded command holds a secret
                 self.commands_sent.append(response.command)
             start = self._rx_offset
@@ -565,7 +603,7 @@ class AtClient:
         """Forget any half-read framing (a +WS_DATA whose bytes never came would swallow every
         later line, `ready` included): a fresh engine starts at the next byte. For recovery."""
         with self._cond:
-            self._engine = AtEngine()
+            self._engine = AtEngine(formats=self._engine.data_formats)
             self._responses.clear()
             self._transcript.append(time.monotonic(), "--", b"engine resynchronised")
 
@@ -581,12 +619,14 @@ class AtClient:
 
     def transcript_entries(self) -> list[tuple[float, str, bytes]]:
         with self._cond:
+            self._flush_held()
             return self._transcript.entries()
 
     def transcript(self) -> str:
         """The test's exchange as text: time since test start, direction, exact bytes (the
         first and last part of it when it was long)."""
         with self._cond:
+            self._flush_held()
             return self._transcript.render(self._t0)
 
     @property

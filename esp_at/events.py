@@ -63,10 +63,18 @@ class Urc(Event):
 
 @dataclass(frozen=True)
 class WsData(Event):
-    """+WS_DATA:<link_id>,<len>,<data>: `data` is exactly the <len> raw bytes."""
+    """+WS_DATA:<link_id>[,<opcode>][,<fin>][,<payload_len>][,<payload_offset>][,<data_len>],<data>:
+    `data` is exactly the raw data bytes. The fields are those the link's AT+WSDATAFMT mask
+    prints, None where it prints none (the default form, `+WS_DATA:<link_id>,<data_len>,<data>`,
+    has data_len alone). Only link_id and data take part in ==."""
     link_id: int
     data: bytes
-    header: bytes = field(default=b"", compare=False)  # "+WS_DATA:<link_id>,<len>," as received
+    header: bytes = field(default=b"", compare=False)  # "+WS_DATA:<link_id>,...," as received
+    opcode: int | None = field(default=None, compare=False)
+    fin: int | None = field(default=None, compare=False)          # 0 or 1
+    payload_len: int | None = field(default=None, compare=False)
+    payload_offset: int | None = field(default=None, compare=False)
+    data_len: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
