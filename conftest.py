@@ -3,6 +3,7 @@ endpoint of the test WebSocket server); fixtures/ decides what device is behind 
 pytest_plugins = [
     "fixtures.signals",               # SIGTERM ends the run as Ctrl-C does: reports complete
     "fixtures.board",                 # first: fixtures.device imports it
+    "fixtures.pki",                   # the test PKI of profile tls (--test-pki); device uses it
     "fixtures.device",
     "fixtures.ws_server",
     "fixtures.links",

@@ -23,6 +23,7 @@ CloseInitiator = Literal["server", "device"]
 class Connection:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.handshake: Handshake | None = None
+        self.client_cert_cn: str | None = None   # wss: the CN of the certificate the client presented
         self.frames: list[RecordedFrame] = []
         self.written: list[tuple[float, bytes]] = []  # every write the server made, the 101 included
         self.pongs_sent: list[tuple[float, bytes]] = []  # (time, payload) of answers to pings
@@ -61,6 +62,7 @@ class Connection:
         self.opened_at = time.monotonic()
         self._transport = transport
         self.peer = _address(transport.get_extra_info("peername"))
+        self.client_cert_cn = _common_name(transport.get_extra_info("peercert"))
 
     def received(self, data: bytes) -> None:
         self.tap.feed(data, time.monotonic())
@@ -162,3 +164,12 @@ def _address(peername: object) -> str:
         return "?"
     host, port = peername[0], peername[1]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _common_name(peercert: dict | None) -> str | None:
+    """The subject CN of ssl's `getpeercert()` dict (None: no certificate, or not TLS)."""
+    for rdn in (peercert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None

@@ -36,20 +36,22 @@ def scripted(tmp_path):
 def test_profile_commands_present(scripted):
     device, dut = scripted
     device.answers[b"AT+CMD?"] = CMD_LIST + b"\r\nOK\r\n"
-    dut.check_commands()
+    dut.resolve_profile()
+    assert (dut.profile, dut.profile_reason) == ("seed", "--profile seed")
 
 
 def test_missing_websocket_command_stops_the_session_with_a_reason(scripted):
     device, dut = scripted
     device.answers[b"AT+CMD?"] = CMD_LIST.replace(b'"AT+WSSEND"', b'"AT+OTHER"') + b"\r\nOK\r\n"
     with pytest.raises(SessionStop, match=r"lacks AT\+WSSEND .*WebSocket command support"):
-        dut.check_commands()
+        dut.resolve_profile()
 
 
 def test_firmware_without_cmd_listing_is_not_checked(scripted):
     device, dut = scripted
     device.answers[b"AT+CMD?"] = b"\r\nERROR\r\n"
-    dut.check_commands()
+    dut.resolve_profile()
+    assert dut.profile == "seed"
 
 
 def test_restore_closes_listed_links_and_resets_changed_configuration(scripted):
