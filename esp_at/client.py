@@ -23,7 +23,7 @@ from typing import Callable
 
 import serial
 
-from .commands import documented_info_line, wsdatafmt_of, wsopen_listing
+from .commands import documented_info_line, quote, wsdatafmt_of, wsopen_listing
 from .engine import AtEngine
 from .errors import (DeviceBusy, DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted,
                      DeviceSilent, DeviceViolation, PortClosed)
@@ -372,6 +372,8 @@ class AtClient:
         the transcript, the command lines kept and every failure text the client builds."""
         with self._cond:
             self.redactions.add(secret)
+            # The echo of the command line shows it as the line quotes it (`"`, `,`, `\` escaped).
+            self.redactions.add(quote(secret.decode("latin-1"))[1:-1].encode("latin-1"))
 
     def send_data(self, command: str | bytes, payload: bytes, *,
                   prompt_timeout: float = COMMAND_TIMEOUT_S,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import spec
 from wire.frames import OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG
 
-from sim.link import (CLIENT_CERT_MODES, MAX_CONTROL_PAYLOAD, MAX_REQUEST_BYTES,
-                      VERIFY_SERVER_MODES, Link, LinkConfig, LinkState, SendResult, parse_uri)
+from sim.link import (MAX_CONTROL_PAYLOAD, MAX_REQUEST_BYTES,
+                      Link, LinkConfig, LinkState, SendResult, parse_uri)
 from sim.params import ParamError, Params
 from sim.pki import PKI_NUMBER_MAX
 from sim.replies import DATA_PROMPT, ERROR, OK, SEND_OK, DataRequest, Reply, info
@@ -101,7 +101,9 @@ def _tls_fields(dev: "Device", p: Params) -> dict:
         return {}
     auth_mode = _int(dev, p, at, "AT+WSCFG", "auth_mode", optional=True)
     pki_at, ca_at = _index(dev, "AT+WSCFG", "pki_number"), _index(dev, "AT+WSCFG", "ca_number")
-    if auth_mode not in CLIENT_CERT_MODES + VERIFY_SERVER_MODES:     # 0: no authentication
+    # 0 (or left off): no authentication. Any other mode that passed the range check takes both
+    # numbers, also one that authenticates nothing (a skewed range's 4).
+    if not auth_mode:
         if len(p.fields) > at + 1 and not dev.fw.wscfg_mode0_numbers_accepted:
             raise ParamError("auth_mode 0 takes no <pki_number> or <ca_number>")
         return {"auth_mode": auth_mode}

@@ -284,8 +284,9 @@ def test_no_auth_no_authorization_header(at, auth, ws_endpoint, empty):
     head = open_with(at, auth, line, ws_endpoint, TIMEOUT_MS)
     with check("WSOPEN.auth"):
         assert not head.named(b"Authorization"), (
-            f"sent {auth.hide(line.reveal())!r} ({'an empty' if empty else 'no'} <auth>); the request still "
-            f"carries an Authorization header; its headers, in order: {head.names()}")
+            f"sent {auth.hide(line.reveal())!r} ({'an empty' if empty else 'no'} <auth>); "
+            f"expected no Authorization header; the request carries one; its headers, in order: "
+            f"{head.names()}")
 
 
 # ---- the 256-byte command line ------------------------------------------------------------

@@ -4,7 +4,9 @@ the verdict log, the model's log), leaves it in no file it writes and prints it 
 the clean model, and once with a defect that fails the auth tests, so that failure texts (messages,
 stories, attachments of failed tests) are written too.
 
-The value is given as the suite takes it, through $ESP_AT_WS_AUTH_SECRET; it is searched for
+The value is given as the suite takes it, through $ESP_AT_WS_AUTH_SECRET, in a Digest-style form
+with quotes and commas (RFC 7235 auth-params), which the AT command line escapes (`\\"`, `\\,`): the
+device's echo of the line then carries it in another form than the header does. It is searched for
 plainly, URL-encoded, hex and base64 (tools/robustness.py `find_secret`), and in parts: any
 16 characters of its random token, so that a value cut in two (across two reads of the AT port,
 or by a device that truncates it) is found as well."""
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from esp_at.commands import quote
 from tools.robustness import find_secret
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +38,17 @@ FAILING_DEFECT = "auth-header-lowercase"
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 60)
 
 
+def auth_value(token: str) -> str:
+    """The secret: the token's two halves in a Digest-style credential."""
+    half = len(token) // 2
+    return f'Digest username="{token[:half]}", response="{token[half:]}"'
+
+
 def parts(token: str) -> list[str]:
-    return [token[i:i + PART] for i in range(len(token) - PART + 1)]
+    """Every PART-long piece of the token that is whole in the secret (within one half)."""
+    half = len(token) // 2
+    return [piece[i:i + PART] for piece in (token[:half], token[half:])
+            for i in range(len(piece) - PART + 1)]
 
 
 def leaks(root: Path, secret: str, token: str) -> list[str]:
@@ -103,7 +115,7 @@ def written_in_project_since(started: float) -> list[Path]:
 @pytest.mark.parametrize("defect", [None, FAILING_DEFECT], ids=["clean", FAILING_DEFECT])
 def test_the_auth_value_is_in_no_report_and_no_output(tmp_path, defect):
     token = secrets.token_urlsafe(32)
-    secret = f"Bearer {token}"
+    secret = auth_value(token)
     out = tmp_path / "run"
     out.mkdir()
     started = time.time()
@@ -146,16 +158,17 @@ def test_the_auth_value_is_in_no_report_and_no_output(tmp_path, defect):
 
 def test_the_search_finds_the_value_whole_and_in_parts(tmp_path):
     """The search this file relies on: a value written plainly, or cut in two, or base64-encoded,
-    is found; a file without it is not."""
+    or as the AT command line escapes it, is found; a file without it is not."""
     token = secrets.token_urlsafe(32)
-    secret = f"Bearer {token}"
-    (tmp_path / "clean.txt").write_text("nothing here but Bearer and <auth>")
+    secret = auth_value(token)
+    (tmp_path / "clean.txt").write_text('nothing here but Digest username="<auth>"')
     assert leaks(tmp_path, secret, token) == []
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "whole.json").write_text(f'{{"message": "{secret}"}}')
     half = len(secret) // 2
     (tmp_path / "cut.txt").write_text(f"<< b'{secret[:half]}'\n<< b'{secret[half:]}'")
     (tmp_path / "encoded.txt").write_bytes(base64.b64encode(secret.encode()))
+    (tmp_path / "echo.txt").write_text(f"<< b'AT+WSOPEN=0,\"ws://h:1/p\",,,{quote(secret)}\\r\\n'")
     hit_files = {hit.split(":")[0] for hit in leaks(tmp_path, secret, token)}
-    assert hit_files == {"a/b/whole.json", "cut.txt", "encoded.txt"}, hit_files
+    assert hit_files == {"a/b/whole.json", "cut.txt", "encoded.txt", "echo.txt"}, hit_files
     assert hidden(f"x {secret} y {token[3:3 + PART]}", secret, token) == "x <auth> y <auth>"

@@ -705,7 +705,7 @@ def _mode0(at, srv, pki):
 
 @proves("wscfg-auth-mode-accepts-4")
 def _mode4(at, srv, pki):
-    return at.cmd("AT+WSCFG=0,10,120,1024,4")
+    return at.cmd("AT+WSCFG=0,10,120,1024,4,0,0")
 
 
 @proves("continuation-fin-drops-data")
