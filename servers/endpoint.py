@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from wire.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, close_payload, encode_frame
 
 from .connection import Connection
-from .recorder import RecordedFrame
+from .recorder import RecordedFrame, TlsHandshake
 
 if TYPE_CHECKING:
     from .server import WsTestServer
@@ -60,6 +60,7 @@ class Endpoint:
         self.behaviour = Behaviour()
         self.connections: list[Connection] = []
         self.forgotten = False
+        self.created_at = time.monotonic()
         self._server = server
         self._cond = threading.Condition()
         self._changes = 0  # bumped by every recorded event; waits re-check when it moves
@@ -184,6 +185,13 @@ class Endpoint:
     def pongs_sent(self) -> list[tuple[float, bytes]]:
         return [pong for conn in list(self.connections) for pong in list(conn.pongs_sent)]
 
+    @property
+    def tls_handshakes(self) -> list[TlsHandshake]:
+        """wss://: the TLS handshakes the server ran since this endpoint was made. TLS comes
+        before the request names a path, so they are the server's, not the path's: with one test
+        at a time per server, they are the ones that test's device made."""
+        return self._server.tls_handshakes(since=self.created_at)
+
     # -- waits --
 
     def wait_connection(self, timeout: float = 5.0, count: int = 1) -> Connection:
@@ -204,6 +212,17 @@ class Endpoint:
             matching = [rf for rf in self.frames if predicate(rf)]
             return matching[:count] if len(matching) >= count else None
         return self._wait(check, timeout, f"{count} frame(s) matching {what or _describe(predicate)}")
+
+    def wait_tls_handshake(self, since: float | None = None, timeout: float = 5.0) -> TlsHandshake:
+        """wss://: the first TLS handshake to end (completed or failed) on the server, of those
+        whose TCP connection was accepted at or after `since` (default: when this endpoint was
+        made)."""
+        since = self.created_at if since is None else since
+
+        def check() -> TlsHandshake | None:
+            ended = self._server.tls_handshakes(since=since)
+            return ended[0] if ended else None
+        return self._wait(check, timeout, "a TLS handshake to end")
 
     def wait_disconnect(self, timeout: float = 3.0) -> Connection:
         """The latest connection, once its TCP is closed (by either side)."""
@@ -240,6 +259,10 @@ class Endpoint:
             self._anomalies.append(
                 f"t={conn.handshake.time:.3f} refused (409) {line!r} from {conn.peer} while the "
                 f"device's connection from {holder.peer} was open")
+
+    def tls_recorded(self) -> None:
+        """Loop only: the server recorded a TLS handshake."""
+        self._notify()
 
     def _notify(self) -> None:
         with self._cond:
@@ -305,6 +328,11 @@ class Endpoint:
                 lines.append(f"    {at(conn.close_sent_at)}the server sent a close frame")
             if conn.closed_at is not None:
                 lines.append(f"    {at(conn.closed_at)}TCP closed by the {conn.close_initiator}")
+        handshakes = self.tls_handshakes
+        if handshakes:
+            lines.append("  TLS handshakes at the server since the endpoint was made (a failed one "
+                         "never reaches a path):")
+            lines.extend(f"    {at(hs.started)}{hs.words()}" for hs in handshakes)
         anomalies = self.anomalies()
         if anomalies:
             lines.append("  anomalies (never recorded as the device's):")

@@ -69,6 +69,37 @@ class RecordedFrame:
                 f"{f.payload[:_REPR_PAYLOAD]!r}{more}")
 
 
+@dataclass(frozen=True)
+class TlsHandshake:
+    """One TLS handshake a wss:// server ran, from the TCP accept to its end. A failed one never
+    reaches HTTP, so no request names a path and no endpoint records it: the server keeps it."""
+
+    started: float  # the TCP accept (time.monotonic())
+    ended: float
+    peer: str  # host:port the connection came from
+    completed: bool
+    client_cert_cn: str | None = None  # completed: the CN of the certificate the client presented
+    # failed: OpenSSL's reason code (PEER_DID_NOT_RETURN_A_CERTIFICATE, TLSV1_ALERT_UNKNOWN_CA,
+    # ...) or, with no TLS error, the exception's name (ConnectionResetError: the client closed
+    # the connection during the handshake, as a client that drops it without an alert does)
+    reason: str | None = None
+    error: str | None = None  # failed: the whole error text
+
+    @property
+    def failed(self) -> bool:
+        return not self.completed
+
+    def words(self) -> str:
+        """For a report: `TLS handshake from 127.0.0.1:5 failed (0.004 s): PEER_DID_...: ...`."""
+        took = f"{self.ended - self.started:.3f} s"
+        if self.completed:
+            cert = (f"client certificate CN {self.client_cert_cn!r}" if self.client_cert_cn
+                    else "no client certificate")
+            return f"TLS handshake from {self.peer} completed ({took}), {cert}"
+        detail = f": {self.error}" if self.error else ""
+        return f"TLS handshake from {self.peer} failed ({took}): {self.reason}{detail}"
+
+
 def parse_request_head(raw: bytes, time: float) -> Handshake:
     """Split a request head into its parts without normalising anything."""
     lines = raw[: -len(HEAD_END)].decode("latin-1").split("\r\n")

@@ -22,7 +22,8 @@ from aiohttp import web
 from .connection import Connection
 from .endpoint import Endpoint
 from .link import refusal, serve_upgrade
-from .recorder import Handshake
+from .recorder import Handshake, TlsHandshake
+from .tls import TlsListener
 from .transport import TappedServer
 
 T = TypeVar("T")
@@ -46,7 +47,9 @@ class WsTestServer:
         observer: called on the loop thread for every handshake, received frame, write and
         close, as (connection, kind, detail).
         receive_buffer: SO_RCVBUF of every connection (set on the listener, so the window is
-        small from the first segment): with reading stalled, a device's send blocks soon."""
+        small from the first segment): with reading stalled, a device's send blocks soon.
+        ssl: wss://, every TLS handshake recorded, failed ones too (`tls_handshakes`;
+        servers/tls.py)."""
         self.host = host
         self.advertised_host = advertised_host or host
         self.port = port
@@ -57,6 +60,7 @@ class WsTestServer:
         self._observer = observer
         self._endpoints: dict[str, Endpoint] = {}
         self._unmatched: list[Connection] = []
+        self._tls_handshakes: list[TlsHandshake] = []
         self._open: set[Connection] = set()
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,16 +133,18 @@ class WsTestServer:
         self._aio = TappedServer(self._handle, handler_cancellation=True,
                                  on_connection=self._connection_made, access_log=None)
         loop = asyncio.get_running_loop()
+        # wss://: plain TCP, each connection's TLS handshake run (and recorded) by the listener.
+        factory = (self._aio if self._ssl is None
+                   else TlsListener(self._ssl, self._aio, self._record_tls))
         if self._receive_buffer is None:
-            self._listener = await loop.create_server(self._aio, self.host, self.port,
-                                                      ssl=self._ssl)
+            self._listener = await loop.create_server(factory, self.host, self.port)
         else:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
             sock.bind((self.host, self.port))
-            self._listener = await loop.create_server(self._aio, sock=sock, ssl=self._ssl)
+            self._listener = await loop.create_server(factory, sock=sock)
         self.port = self._listener.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
@@ -175,6 +181,11 @@ class WsTestServer:
         if self.running:
             self.call_in_loop(lambda: [c.abort_tcp() for c in ep.connections if c.is_open])
 
+    def tls_handshakes(self, since: float | None = None) -> list[TlsHandshake]:
+        """wss://: every TLS handshake that ended, in the order they ended; with `since` (a
+        time.monotonic()) only those whose TCP connection was accepted at or after it."""
+        return [hs for hs in list(self._tls_handshakes) if since is None or hs.started >= since]
+
     def unmatched_handshakes(self) -> list[Handshake]:
         """Requests to paths with no endpoint (answered 404), in order."""
         return [conn.handshake for conn in list(self._unmatched) if conn.handshake is not None]
@@ -196,6 +207,11 @@ class WsTestServer:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     # -- on the loop --
+
+    def _record_tls(self, handshake: TlsHandshake) -> None:
+        self._tls_handshakes.append(handshake)
+        for ep in list(self._endpoints.values()):
+            ep.tls_recorded()                    # a wait for a handshake re-checks
 
     def _connection_made(self, conn: Connection) -> None:
         self._open.add(conn)
