@@ -23,7 +23,7 @@ from typing import Callable
 
 import serial
 
-from .commands import documented_info_line, quote, wsdatafmt_of, wsopen_listing
+from .commands import documented_info_line, quote, wsopen_listing
 from .engine import AtEngine
 from .errors import (DeviceBusy, DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted,
                      DeviceSilent, DeviceViolation, PortClosed)
@@ -108,7 +108,6 @@ class AtClient:
         self.commands_sent: list[bytes] = []     # command lines since begin_test
         self._recording = True
         self.redactions = Redactions()           # secrets never recorded (see redact)
-        self._held: dict[str, bytes] = {}        # per direction: an end that may be a secret's start
         self._engine = AtEngine()
         self._reset_test_state()
         self._attach(port)
@@ -141,7 +140,7 @@ class AtClient:
         self.rebooted_at: float | None = None    # a reboot nobody asked for, this test
         self.garbage_seen = False                # framing errors or bytes that are not text
         self.busy_exhausted: Response | None = None   # still `busy p...` after the retries
-        self._held = {}
+        self._held: dict[str, bytes] = {}        # per direction: an end that may be a secret's start
         self._transcript = Transcript()
         self._t0 = time.monotonic()
 
@@ -350,7 +349,6 @@ class AtClient:
                 self._collect(response, start, timeout, until_prompt=False)
             response.busy_retries = retry
             if not response.busy:
-                self._learn_data_format(command, response)
                 return response
             if retry == busy_retries:
                 if busy_retries:                 # retried and still busy: a device fault
@@ -358,14 +356,6 @@ class AtClient:
                 return response
             time.sleep(BUSY_PAUSE_S)
         return response
-
-    def _learn_data_format(self, command: str | bytes, response: Response) -> None:
-        """AT+WSDATAFMT answered OK: the engine reads that link's +WS_DATA in the new form."""
-        if response.ok:
-            values = wsdatafmt_of(command.encode() if isinstance(command, str) else command)
-            if values is not None:
-                with self._cond:
-                    self._engine.set_data_format(*values)
 
     def redact(self, secret: bytes) -> None:
         """Never record `secret` (an AT+WSOPEN <auth>): from now on it shows as `<secret>` in

@@ -375,3 +375,14 @@ def test_busy_after_the_data_does_not_end_a_send(device, client):
     response = client.send_data("AT+WSSEND=0,5", b"12345")
     assert response.final == b"SEND OK" and response.busy_after_data == 1
     client.assert_no_unexpected_output()
+
+
+def test_an_accepted_wsdatafmt_changes_how_that_links_data_is_read(client, device):
+    # The engine sees the command and its OK, so the data printed right after it is read in
+    # the new form: opcode and data_len (mask 17), no CR-LF.
+    device.answers[b"AT+WSDATAFMT=0,0,17"] = b"\r\nOK\r\n+WS_DATA:0,2,3,abc+WS_DATA:0,1,0,"
+    client.cmd("AT+WSDATAFMT=0,0,17").expect(b"OK")
+    first = client.wait_urc(b"+WS_DATA", 0, timeout=2)
+    second = client.wait_urc(b"+WS_DATA", 0, timeout=2)
+    assert (first.data, first.opcode, first.data_len) == (b"abc", 2, 3)
+    assert (second.data, second.opcode, second.data_len) == (b"", 1, 0)
