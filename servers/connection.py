@@ -15,7 +15,8 @@ from typing import Literal
 
 from wire.frames import OP_CLOSE
 
-from .recorder import Handshake, RecordedFrame, WireTap, parse_request_head
+from .recorder import (Handshake, RecordedFrame, WireTap, common_name, parse_request_head,
+                       peer_address)
 
 CloseInitiator = Literal["server", "device"]
 
@@ -61,8 +62,8 @@ class Connection:
     def attach(self, transport: asyncio.Transport) -> None:
         self.opened_at = time.monotonic()
         self._transport = transport
-        self.peer = _address(transport.get_extra_info("peername"))
-        self.client_cert_cn = _common_name(transport.get_extra_info("peercert"))
+        self.peer = peer_address(transport.get_extra_info("peername"))
+        self.client_cert_cn = common_name(transport.get_extra_info("peercert"))
 
     def received(self, data: bytes) -> None:
         self.tap.feed(data, time.monotonic())
@@ -157,19 +158,3 @@ class Connection:
             except OSError:
                 pass  # already gone; abort() below still marks it closed
         transport.abort()
-
-
-def _address(peername: object) -> str:
-    if not isinstance(peername, tuple) or len(peername) < 2:
-        return "?"
-    host, port = peername[0], peername[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def _common_name(peercert: dict | None) -> str | None:
-    """The subject CN of ssl's `getpeercert()` dict (None: no certificate, or not TLS)."""
-    for rdn in (peercert or {}).get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return value
-    return None

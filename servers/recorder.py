@@ -167,3 +167,20 @@ class WireTap:
         assert self._parser is not None and self._on_frame is not None
         for frame in self._parser.feed(data):
             self._on_frame(RecordedFrame(time=time, frame=frame))
+
+
+def peer_address(peername: object) -> str:
+    """`host:port` (`[host]:port` for IPv6) of a transport's peername, `?` when there is none."""
+    if not isinstance(peername, tuple) or len(peername) < 2:
+        return "?"
+    host, port = peername[0], peername[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def common_name(peercert: dict | None) -> str | None:
+    """The subject CN of ssl's `getpeercert()` dict (None: no certificate, or not TLS)."""
+    for rdn in (peercert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None

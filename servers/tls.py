@@ -1,5 +1,5 @@
 """The wss:// side of the test server: the TLS handshake of every accepted connection, recorded
-whether it completes or not, and a throwaway self-signed identity.
+whether it completes or not.
 
 A handshake that fails never reaches HTTP, so asyncio's own `create_server(ssl=...)` would drop
 it without a word (it reports it only in debug mode). The listener of a wss:// server therefore
@@ -9,62 +9,24 @@ reason: no client certificate, an unknown CA, the client closing during it), and
 completed one is handed to the HTTP handler. That is how a test sees what the device did when
 its open failed at TLS: presented no certificate, or refused the server's.
 
-The seed profile's firmware does not verify the server, so a self-signed certificate made at
-start-up (`self_signed_context`) is enough for it; later profiles verify with a CA (VERSIONS.md
-`tls`): fixtures/pki.py makes those identities. No key material is stored in the repository.
+The servers' identities come from the test PKI made at start-up (fixtures/pki.py): the seed
+profile verifies nothing and takes any of them, later profiles verify with the test CA
+(VERSIONS.md `tls`). No key material is stored in the repository.
 """
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from .recorder import TlsHandshake, common_name, peer_address
 
-from .recorder import TlsHandshake
-
-CERT_LIFETIME = datetime.timedelta(days=1)
 # A client that stalls its handshake is recorded as failed (TimeoutError) after this long.
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
-# OpenSSL's reasons (ssl.SSLError.reason) a server gives for a client certificate it asked for:
-# none came; one came that its CA does not sign.
+# OpenSSL's reason (ssl.SSLError.reason) a server gives when the client certificate it asked
+# for did not come.
 NO_CLIENT_CERTIFICATE = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
-CLIENT_CERTIFICATE_UNTRUSTED = "CERTIFICATE_VERIFY_FAILED"
-
-
-def self_signed_context(host: str) -> ssl.SSLContext:
-    """A server context whose certificate names `host` (an address or a DNS name)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    try:
-        alt_name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        alt_name = x509.DNSName(host)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + CERT_LIFETIME)
-            .add_extension(x509.SubjectAlternativeName([alt_name]), critical=False)
-            .sign(key, hashes.SHA256()))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # load_cert_chain reads files only; they live just long enough to be read.
-    with tempfile.TemporaryDirectory() as folder:
-        cert_path, key_path = Path(folder, "cert.pem"), Path(folder, "key.pem")
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        context.load_cert_chain(cert_path, key_path)
-    return context
 
 
 class TlsListener:
@@ -101,7 +63,7 @@ class TlsGate(asyncio.Protocol):
 
     async def _handshake(self, transport: asyncio.BaseTransport) -> None:
         listener, loop = self._listener, asyncio.get_running_loop()
-        started, peer = time.monotonic(), _address(transport.get_extra_info("peername"))
+        started, peer = time.monotonic(), peer_address(transport.get_extra_info("peername"))
         holder = _UntilHandedOver()
         try:
             tls = await loop.start_tls(transport, holder, listener.context,  # type: ignore[arg-type]
@@ -166,19 +128,3 @@ def _reason(exc: BaseException) -> str:
     """OpenSSL's reason code of a TLS error, else the exception's name."""
     reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
     return str(reason) if reason else type(exc).__name__
-
-
-def common_name(peercert: dict | None) -> str | None:
-    """The subject CN of ssl's `getpeercert()` dict (None: no certificate)."""
-    for rdn in (peercert or {}).get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return value
-    return None
-
-
-def _address(peername: object) -> str:
-    if not isinstance(peername, tuple) or len(peername) < 2:
-        return "?"
-    host, port = peername[0], peername[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

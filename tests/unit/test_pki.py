@@ -15,8 +15,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from fixtures import pki
 from fixtures.pki import (CLIENT_CN, PARTITIONS, PROJECT_ROOT, SERVER_IDENTITIES, WRONG_HOST,
-                          TestPki, fixed_pki_problem, session_pki, write_pki,
-                          write_server_identities)
+                          TestPki, fixed_pki_problem, fresh_pki, session_pki, write_pki)
 
 HOST = "127.0.0.1"
 ADDRESS = x509.IPAddress(ipaddress.ip_address(HOST))
@@ -24,9 +23,7 @@ DNS_HOST = "lab-host.example"
 
 
 def make(tmp_path: Path, host: str = HOST) -> TestPki:
-    write_pki(tmp_path / "pki")
-    write_server_identities(tmp_path / "pki", tmp_path / "servers", host)
-    return TestPki(tmp_path / "pki", tmp_path / "servers", host)
+    return fresh_pki(tmp_path, host)
 
 
 def cert(path: Path) -> x509.Certificate:

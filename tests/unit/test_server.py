@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.pki import fresh_pki
 from servers import Endpoint, NoLiveConnection, ServerWaitTimeout, WsTestServer
-from servers.tls import self_signed_context
 from wire.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, Frame,
                          FrameParser, close_payload, encode_frame)
 from wire.handshake import accept_for, new_key
@@ -512,8 +512,8 @@ def test_wire_tap_byte_by_byte() -> None:
     assert tap.pending == 0
 
 
-def test_wss_records_decrypted_frames() -> None:
-    context = self_signed_context("127.0.0.1")
+def test_wss_records_decrypted_frames(tmp_path: Path) -> None:
+    context = fresh_pki(tmp_path, "127.0.0.1").server_context("verified")
     client_context = ssl.create_default_context()
     client_context.check_hostname, client_context.verify_mode = False, ssl.CERT_NONE
     with WsTestServer(ssl=context) as srv:

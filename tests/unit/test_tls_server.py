@@ -7,12 +7,11 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from pathlib import Path
 
 import pytest
 
 from wire.handshake import accept_for, new_key
-from fixtures.pki import CLIENT_CN, TestPki, write_pki, write_server_identities
+from fixtures.pki import CLIENT_CN, TestPki, fresh_pki
 from servers import WsTestServer
 from servers.tls import NO_CLIENT_CERTIFICATE
 
@@ -22,10 +21,7 @@ WAIT_S = 2.0           # a loopback handshake ends in milliseconds: this bounds 
 
 @pytest.fixture(scope="module")
 def the_pki(tmp_path_factory) -> TestPki:
-    root: Path = tmp_path_factory.mktemp("pki")
-    write_pki(root / "pki")
-    write_server_identities(root / "pki", root / "servers", HOST)
-    return TestPki(root / "pki", root / "servers", HOST)
+    return fresh_pki(tmp_path_factory.mktemp("pki"), HOST)
 
 
 @pytest.fixture(scope="module")
