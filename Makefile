@@ -84,7 +84,7 @@ report: venv node_modules/.installed
 	$(BIN)/python -m tools.report_history $(REPORTS)/history.jsonl $(REPORTS)/allure-results
 	npx --no-install allure generate $(REPORTS)/allure-results --config allurerc.mjs
 	$(BIN)/python -m tools.offline_report $(REPORTS)/allure-report
-	cp $(REPORTS)/allure-report/single/index.html $(REPORTS)/conformance-report.html $(REPORTS)/profiles
+	cp $(REPORTS)/allure-report/single/index.html $(REPORTS)/conformance-report.html
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
