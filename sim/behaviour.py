@@ -116,6 +116,7 @@ class Behaviour:
     pong_unmasked: bool = False
     stale_fragment_after_reconnect: bool = False
     wsdatafmt_reset_by_wsclose: bool = False  # current: AT+WSCLOSE resets the link's data format
+    wsdatafmt_kept_on_reset: bool = False  # the formats survive a restart (kept as if in flash)
     wsdatafmt_offset_from_message: bool = False  # level 0 payload_offset counts from the message
     wsdatafmt_crlf_always: bool = False   # mask bit 5 ignored: every +WS_DATA ends in CR-LF
 

@@ -302,7 +302,8 @@ class Device:
         self._drop_links()
         self.link_configs.clear()
         self.ws_headers.clear()
-        self.data_formats.clear()
+        if not self.fw.wsdatafmt_kept_on_reset:
+            self.data_formats.clear()
         self.echo = True
 
     # ---- AT+RST ---------------------------------------------------------------------------
