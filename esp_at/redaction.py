@@ -31,7 +31,8 @@ class Redactions:
         """`text` (a transcript, a server's record, a failure message) with every value hidden."""
         shown = SHOWN.decode()
         for value in self._values:
-            text = text.replace(value.decode("latin-1"), shown)
+            for form in _written_forms(value):
+                text = text.replace(form, shown)
         return text
 
     def held_tail(self, data: bytes) -> int:
@@ -43,3 +44,11 @@ class Redactions:
                     longest = size
                     break
         return longest
+
+
+def _written_forms(value: bytes) -> list[str]:
+    """How a text may spell `value`: as it is, and inside a bytes or str repr (a `\\` or a
+    control character is escaped there), the longer first."""
+    plain = value.decode("latin-1")
+    forms = {plain, repr(value)[2:-1], repr(plain)[1:-1]}
+    return sorted(forms, key=len, reverse=True)

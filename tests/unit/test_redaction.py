@@ -24,6 +24,19 @@ def test_every_value_is_replaced_longest_first():
     assert hidden.apply_text("abcdef!") == SHOWN.decode() + "!"
 
 
+
+@pytest.mark.parametrize("written", [repr, lambda v: repr(v.decode("latin-1")), bytes.decode])
+def test_a_secret_is_hidden_also_where_a_repr_escapes_it(written):
+    """A server's record or a failure text shows bytes through repr: a backslash is doubled
+    there, a tab is \\t, and the plain form would no longer match."""
+    secret = b"Basic a\\b\tc'd"
+    hidden = Redactions()
+    hidden.add(secret)
+    text = f"head: {written(b'Authorization: ' + secret)} end"
+    shown = hidden.apply_text(text)
+    assert SHOWN.decode() in shown and "a\\" not in shown and "b\\t" not in shown, shown
+
+
 @pytest.mark.parametrize("data, held", [(b"xyz", 0), (b"xyz B", 1), (b"Bearer s3", 9),
                                         (SECRET, 0), (b"Bearer s3cr3t-t0ken-valu", 24)])
 def test_held_tail_is_the_longest_end_a_secret_could_start_with(data, held):
