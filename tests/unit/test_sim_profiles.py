@@ -760,6 +760,15 @@ def _reset(at, srv, pki):
     return receive(at, srv, encode_frame(OP_BINARY, b"q"), None)
 
 
+@proves("wsdatafmt-kept-on-reset")
+def _kept_on_reset(at, srv, pki):
+    assert at.cmd("AT+WSDATAFMT=0,0,31") == OK
+    at.write(b"AT+RST\r\n")
+    at.expect(b"\r\nready\r\n")
+    at.cmd("ATE0")
+    return receive(at, srv, encode_frame(OP_BINARY, b"q"), None)
+
+
 @proves("wsdatafmt-offset-from-message")
 def _offset(at, srv, pki):
     return receive(at, srv, FRAGMENTED, (0, 12))
@@ -805,6 +814,7 @@ EXPECTED = {
     "length-zero-refused": (SEND_OK, ERROR),
     "buffer-size-8192": ((OK, OK), (ERROR, OK)),
     "wsdatafmt-reset-by-wsclose": (b"+WS_DATA:0,2,1,1,0,1,q", b"+WS_DATA:0,1,q\r\n"),
+    "wsdatafmt-kept-on-reset": (b"+WS_DATA:0,1,q\r\n", b"+WS_DATA:0,2,1,1,0,1,q"),
     "wsdatafmt-offset-from-message": (
         b"+WS_DATA:0,3,0,ab+WS_DATA:0,3,2,c+WS_DATA:0,4,0,de+WS_DATA:0,4,2,fg",
         b"+WS_DATA:0,3,0,ab+WS_DATA:0,3,2,c+WS_DATA:0,4,3,de+WS_DATA:0,4,5,fg"),
