@@ -31,8 +31,8 @@ from types import MappingProxyType
 import spec
 
 from .commands import wsdatafmt_of
-from .events import (FINAL_RESULTS, LINK_URCS, Busy, Echo, ErrCode, Event, Final, FramingError,
-                     Line, Prompt, Ready, Urc, WsData)
+from .events import (BAD_WS_DATA_TRAILER, FINAL_RESULTS, LINK_URCS, Busy, Echo, ErrCode, Event,
+                     Final, FramingError, Line, Prompt, Ready, Urc, WsData)
 
 
 class _NeedData:
@@ -317,7 +317,7 @@ class AtEngine:
     def _bad_trailer(self) -> bool:
         self._payload_trailer = False
         # Only the first offending byte: what else is buffered depends on how bytes were chunked.
-        self._events.append(FramingError("+WS_DATA payload not followed by CR-LF",
+        self._events.append(FramingError(BAD_WS_DATA_TRAILER,
                                          bytes(self._buffer[:1])))
         return True                              # resynchronise: read on from here as lines
 

@@ -85,6 +85,10 @@ class FramingError(Event):
     raw: bytes
 
 
+# A +WS_DATA whose payload is not followed by CR-LF: a URC the device printed in the wrong form
+# (a length or a field too many), not noise on the line.
+BAD_WS_DATA_TRAILER = "+WS_DATA payload not followed by CR-LF"
+
 FINAL_RESULTS = (b"OK", b"ERROR", b"SEND OK", b"SEND FAIL")
 LINK_URCS = (b"+WS_CONNECTED", b"+WS_DISCONNECTED", b"+WS_CLOSED")
 # Lines ESP-AT prints on its own that are not WebSocket URCs (its Wi-Fi status messages).

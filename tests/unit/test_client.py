@@ -288,6 +288,17 @@ def test_framing_error_outside_a_command_is_unexpected_output(device, client):
     assert [(raw, where) for _, raw, where in client.unexpected] == [
         (b"c", "broken framing (+WS_DATA payload not followed by CR-LF)"),
         (b"cd\r\n", "outside any command")]
+    # a +WS_DATA in the wrong form fails the test's own clause: no fault that makes it moot
+    assert client.fault_seen() is None
+
+
+def test_a_malformed_ws_data_followed_by_bytes_that_are_no_text_is_garbage(device, client):
+    device.answers[b"AT"] = b"\r\nOK\r\n"
+    client.cmd("AT")
+    device.push(b"+WS_CONNECTED:0\r\n+WS_DATA:0,2,ab\xfe\xff\r\n")
+    client.wait_urc(b"+WS_DATA", 0, timeout=1)
+    client.cmd("AT")
+    assert isinstance(client.fault_seen(), DeviceGarbage)
 
 
 def test_begin_test_drops_leftovers_and_transcript_is_repr(device, client):
