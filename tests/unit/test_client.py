@@ -278,12 +278,17 @@ def test_expect_no_urc(device, client):
         client.expect_no_urc(b"+WS_CLOSED", 0, within=1)
 
 
-def test_framing_error_outside_a_command_is_unexpected_output(device, client):
+def malformed_ws_data_between_commands(device, client, rest: bytes) -> None:
+    """A +WS_DATA announcing 2 bytes and followed by `rest`, between two commands."""
     device.answers[b"AT"] = b"\r\nOK\r\n"
     client.cmd("AT")
-    device.push(b"+WS_CONNECTED:0\r\n+WS_DATA:0,2,abcd\r\n")
+    device.push(b"+WS_CONNECTED:0\r\n+WS_DATA:0,2," + rest)
     client.wait_urc(b"+WS_DATA", 0, timeout=1)
     client.cmd("AT")
+
+
+def test_framing_error_outside_a_command_is_unexpected_output(device, client):
+    malformed_ws_data_between_commands(device, client, b"abcd\r\n")
     # the broken trailer, then what is left of the line once the engine resynchronised
     assert [(raw, where) for _, raw, where in client.unexpected] == [
         (b"c", "broken framing (+WS_DATA payload not followed by CR-LF)"),
@@ -293,11 +298,7 @@ def test_framing_error_outside_a_command_is_unexpected_output(device, client):
 
 
 def test_a_malformed_ws_data_followed_by_bytes_that_are_no_text_is_garbage(device, client):
-    device.answers[b"AT"] = b"\r\nOK\r\n"
-    client.cmd("AT")
-    device.push(b"+WS_CONNECTED:0\r\n+WS_DATA:0,2,ab\xfe\xff\r\n")
-    client.wait_urc(b"+WS_DATA", 0, timeout=1)
-    client.cmd("AT")
+    malformed_ws_data_between_commands(device, client, b"ab\xfe\xff\r\n")
     assert isinstance(client.fault_seen(), DeviceGarbage)
 
 
