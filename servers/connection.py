@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from wire.frames import OP_CLOSE
+from wire.frames import OP_CLOSE, FrameParser
 
 from .recorder import (Handshake, RecordedFrame, WireTap, common_name, parse_request_head,
                        peer_address)
@@ -35,6 +35,8 @@ class Connection:
         self.close_sent_at: float | None = None  # when the server wrote a close frame
         self.closed_at: float | None = None  # when TCP closed, either side
         self.close_initiator: CloseInitiator | None = None
+        # Why the server failed the connection when it refused a frame (aiohttp's reader error).
+        self.rejection: str | None = None
         self.tap = WireTap()
         self.feed_aiohttp = True  # False once aiohttp's reader must not see more (stall, close)
         self.notify: Callable[[], None] = lambda: None
@@ -92,7 +94,24 @@ class Connection:
 
     def lost(self) -> None:
         self.mark_closed("device")
+        self._record_cut()
         self._tcp_closed.set()
+
+    def _record_cut(self) -> None:
+        """Once TCP is gone, a frame the connection ended inside is recorded as far as it
+        arrived, with what ended it: the server failing the connection (its close frame), or
+        TCP closing under it."""
+        if self.close_initiator == "server":
+            close = _close_written(self.written)
+            why = (f"the server failed the connection ({close}) and closed TCP" if close
+                   else "the server closed TCP before the rest arrived")
+        else:
+            why = "the device closed TCP before the rest arrived"
+        cut = self.tap.cut(self.closed_at or time.monotonic(), why)
+        if cut is not None:
+            self.frames.append(cut)
+            self._observe("frame", cut)
+            self.notify()
 
     def _record_frame(self, recorded: RecordedFrame) -> None:
         self.frames.append(recorded)
@@ -158,3 +177,14 @@ class Connection:
             except OSError:
                 pass  # already gone; abort() below still marks it closed
         transport.abort()
+
+
+def _close_written(written: list[tuple[float, bytes]]) -> str | None:
+    """The last close frame the server wrote, in words (`close 1002 "reason"`), or None."""
+    for _, data in reversed(written):
+        frames = FrameParser().feed(data)
+        for frame in reversed(frames):
+            if frame.opcode == OP_CLOSE:
+                code = frame.close_code()
+                return f"close {code} {frame.close_reason()!r}" if code is not None else "close"
+    return None

@@ -38,6 +38,7 @@ class NoLiveConnection(AssertionError):
 @dataclass
 class Behaviour:
     handshake: str = "accept"  # "accept" | "refuse" | "stall"
+    handshake_delay_s: float = 0.0  # accept: answer the upgrade this long after it came
     refuse_status: int = 403
     refuse_body: bytes = b""
     subprotocol: str | None = None
@@ -45,6 +46,7 @@ class Behaviour:
     greeting: list[bytes] = field(default_factory=list)  # frames written with the 101
     reply_to_device_close: bool = True
     drop_after_device_close_s: float | None = None  # None: keep TCP until the device drops it
+    interpret: bool = True  # False: after the 101 only record (no echo, no pong, no refusal)
 
 
 class Endpoint:
@@ -83,9 +85,10 @@ class Endpoint:
 
     # -- behaviour --
 
-    def accept_handshake(self) -> None:
-        """Answer upgrades normally again (the default)."""
+    def accept_handshake(self, after_s: float = 0.0) -> None:
+        """Answer upgrades normally again (the default), `after_s` after the request came."""
         self.behaviour.handshake = "accept"
+        self.behaviour.handshake_delay_s = after_s
 
     def refuse_handshake(self, status: int = 403, body: bytes = b"") -> None:
         self.behaviour.handshake = "refuse"
@@ -112,6 +115,12 @@ class Endpoint:
         if binary is not None:
             frames.append(encode_frame(OP_BINARY, binary))
         self.behaviour.greeting = frames
+
+    def record_only(self) -> None:
+        """After the 101, take no part: record every frame the device sends, whole, also those a
+        strict server refuses (a reserved opcode, an oversized control frame); no echo, no pong,
+        no close reply."""
+        self.behaviour.interpret = False
 
     def on_device_close(self, reply: bool = True, drop_tcp_after_ms: float | None = None) -> None:
         """What to do when the device sends a close frame first: answer with a close frame
@@ -324,6 +333,9 @@ class Endpoint:
             if len(frames) > _SHOWN_FRAMES:
                 lines.append(f"    ... {len(frames) - _SHOWN_FRAMES} earlier frames")
             lines.extend(f"    {at(rf.time)}{rf.words()}" for rf in frames[-_SHOWN_FRAMES:])
+            if conn.rejection:
+                lines.append(f"              the server refused a frame and failed the "
+                             f"connection: {conn.rejection}")
             if conn.close_sent_at is not None:
                 lines.append(f"    {at(conn.close_sent_at)}the server sent a close frame")
             if conn.closed_at is not None:

@@ -35,6 +35,13 @@ async def serve_upgrade(request: web.BaseRequest, conn: Connection, ep: Endpoint
         await conn.wait_tcp_closed()
         return refusal(408)  # never written: the connection is gone
 
+    if behaviour.handshake_delay_s:
+        closed = asyncio.ensure_future(conn.wait_tcp_closed())
+        try:
+            await asyncio.wait_for(asyncio.shield(closed), behaviour.handshake_delay_s)
+            return refusal(408)  # the device gave up first: never written, TCP is gone
+        except asyncio.TimeoutError:
+            closed.cancel()
     protocols: tuple[str, ...] = ()
     if behaviour.subprotocol is not None:
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
@@ -57,6 +64,10 @@ async def serve_upgrade(request: web.BaseRequest, conn: Connection, ep: Endpoint
         link.uncork(b"".join(behaviour.greeting))  # type: ignore[union-attr]
     conn.notify()
 
+    if not behaviour.interpret:
+        conn.feed_aiohttp = False  # record only: every frame as it comes, nothing refused
+        await conn.wait_tcp_closed()
+        return ws
     await _message_loop(ws, conn, ep)
     conn.feed_aiohttp = False  # frames after the close are the recorder's alone
     await conn.wait_tcp_closed()
@@ -83,6 +94,8 @@ async def _message_loop(ws: web.WebSocketResponse, conn: Connection, ep: Endpoin
         else:
             # ERROR: aiohttp's reader refused a frame and has sent a close (1002 and the like)
             # and dropped TCP, as a strict server does. CLOSED/CLOSING: TCP is gone.
+            if msg.type is WSMsgType.ERROR:
+                conn.rejection = str(msg.data)
             return
 
 

@@ -44,27 +44,42 @@ class Handshake:
 
 @dataclass(frozen=True)
 class RecordedFrame:
-    """One frame the device sent, with the time its last byte arrived (time.monotonic())."""
+    """One frame the device sent, with the time its last byte arrived (time.monotonic()). A frame
+    the connection ended inside is recorded as far as it arrived: `declared_length` is then the
+    length its header gave (None when even the length was cut), `cut` says why it ended."""
 
     time: float
     frame: Frame
+    cut: str = ""                        # "" for a whole frame
+    declared_length: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.cut
 
     def __repr__(self) -> str:
         f = self.frame
         name = OPCODE_NAMES.get(f.opcode, "RESERVED")
         payload = f.payload[:_REPR_PAYLOAD]
         more = f"...(+{len(f.payload) - _REPR_PAYLOAD} bytes)" if len(f.payload) > _REPR_PAYLOAD else ""
+        cut = f", CUT after {len(f.payload)} of {self.declared_length} payload bytes: " \
+              f"{self.cut}" if self.cut else ""
         return (f"RecordedFrame(t={self.time:.3f}, opcode=0x{f.opcode:X} {name}, fin={f.fin}, "
                 f"rsv={f.rsv}, masked={f.masked}, mask_key={f.mask_key!r}, "
-                f"payload={payload!r}{more})")
+                f"payload={payload!r}{more}{cut})")
 
     def words(self) -> str:
         """For a report: `PING fin=1 masked (key 84c4ca28), 0 bytes: b''`."""
         f = self.frame
         name = OPCODE_NAMES.get(f.opcode, f"RESERVED 0x{f.opcode:X}")
-        mask = f"masked (key {f.mask_key.hex()})" if f.masked else "NOT masked"
+        mask = ("NOT masked" if not f.masked else "masked (key not arrived)"
+                if f.mask_key is None else f"masked (key {f.mask_key.hex()})")
         rsv = f" rsv={f.rsv}" if f.rsv else ""
         more = f"...(+{len(f.payload) - _REPR_PAYLOAD} bytes)" if len(f.payload) > _REPR_PAYLOAD else ""
+        if self.cut:
+            declared = "?" if self.declared_length is None else self.declared_length
+            return (f"{name} fin={int(f.fin)}{rsv} {mask}, CUT: {len(f.payload)} of {declared} "
+                    f"bytes arrived ({self.cut}): {f.payload[:_REPR_PAYLOAD]!r}{more}")
         return (f"{name} fin={int(f.fin)}{rsv} {mask}, {len(f.payload)} bytes: "
                 f"{f.payload[:_REPR_PAYLOAD]!r}{more}")
 
@@ -155,6 +170,17 @@ class WireTap:
         held, self._held = self._held, []
         for time, chunk in held:
             self._parse(chunk, time)
+
+    def cut(self, time: float, why: str) -> RecordedFrame | None:
+        """The frame the connection ended inside, as far as it arrived (None: none pending)."""
+        if self._parser is None:
+            return None
+        partial = self._parser.partial()
+        if partial is None:
+            return None
+        frame = Frame(opcode=partial.opcode, payload=partial.payload, fin=partial.fin,
+                      rsv=partial.rsv, masked=partial.masked, mask_key=partial.mask_key)
+        return RecordedFrame(time=time, frame=frame, cut=why, declared_length=partial.length)
 
     @property
     def pending(self) -> int:

@@ -87,26 +87,83 @@ def close_payload(code: int | None = None, reason: bytes | str = b"") -> bytes:
     return struct.pack("!H", code) + reason
 
 
+@dataclass(frozen=True)
+class PartialFrame:
+    """The frame a stream ended inside: its header as far as it arrived, and the payload bytes
+    that came (unmasked). `length` is the declared length, None when the header itself is cut."""
+
+    opcode: int
+    fin: bool
+    rsv: int
+    masked: bool
+    length: int | None
+    payload: bytes
+    received: int                 # bytes of the frame that arrived, header included
+    mask_key: bytes | None = None
+
+
 class FrameParser:
     """Feed bytes, take complete frames. Keeps partial frames across calls; never raises on odd
-    frames (reserved opcodes, RSV bits, oversized control frames): it reports what it saw."""
+    frames (reserved opcodes, RSV bits, oversized control frames): it reports what it saw.
+    `feed_timed` also tells when each frame's first byte arrived (a frame's header and payload
+    may come in separate segments), and `partial()` what is known of a frame cut short."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._started: float | None = None   # when the first byte of the frame at the head came
 
     def feed(self, data: bytes) -> list[Frame]:
+        return [frame for frame, _ in self.feed_timed(data, 0.0)]
+
+    def feed_timed(self, data: bytes, time: float) -> list[tuple[Frame, float]]:
+        """Complete frames, each with the time its first byte arrived (`time` is this chunk's)."""
+        if not self._buffer and data:
+            self._started = time
         self._buffer += data
         frames = []
         while True:
             frame = self._next_frame()
             if frame is None:
                 return frames
-            frames.append(frame)
+            frames.append((frame, self._started if self._started is not None else time))
+            # Frames complete on the feed that brings their last byte, so what is left began in
+            # this chunk.
+            self._started = time if self._buffer else None
 
     @property
     def pending(self) -> int:
         """Bytes held that do not yet make a whole frame."""
         return len(self._buffer)
+
+    def partial(self) -> PartialFrame | None:
+        """The incomplete frame held, as far as its bytes go; None when nothing is held."""
+        buf = bytes(self._buffer)
+        if not buf:
+            return None
+        first = buf[0]
+        opcode, fin, rsv = first & 0x0F, bool(first & 0x80), (first >> 4) & 0x7
+        if len(buf) < 2:
+            return PartialFrame(opcode, fin, rsv, False, None, b"", len(buf))
+        masked = bool(buf[1] & 0x80)
+        length: int | None = buf[1] & 0x7F
+        offset = 2
+        if length == 126:
+            length = struct.unpack_from("!H", buf, 2)[0] if len(buf) >= 4 else None
+            offset = 4
+        elif length == 127:
+            length = struct.unpack_from("!Q", buf, 2)[0] if len(buf) >= 10 else None
+            offset = 10
+        if length is None:
+            return PartialFrame(opcode, fin, rsv, masked, None, b"", len(buf))
+        key = buf[offset:offset + 4] if masked else b""
+        if masked:
+            offset += 4
+            if len(key) < 4:
+                return PartialFrame(opcode, fin, rsv, masked, length, b"", len(buf))
+        payload = buf[offset:]
+        return PartialFrame(opcode, fin, rsv, masked, length,
+                            apply_mask(payload, key) if masked else payload, len(buf),
+                            key if masked else None)
 
     def _next_frame(self) -> Frame | None:
         buf = self._buffer
