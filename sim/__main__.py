@@ -15,6 +15,7 @@ from sim.commands import MODEL_VERSION
 from sim.defects import DEFECTS, FIRMWARE_PRESETS, firmware_defects, resolve
 from sim.device import Device
 from sim.flash import Flash
+from sim.library import LIBRARIES, SHIPPED, TRACE_HOST_KNOBS, model_library
 from sim.image_build import build_factory_image
 from sim.rfc2217 import serve_rfc2217
 from sim.profiles import PROFILES
@@ -51,12 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--firmware", choices=sorted(FIRMWARE_PRESETS), default="seed",
                    help="'shipping' switches on every known deviation (KD-*) of the --profile: on "
                         "seed all but KD-8 (tls on) and KD-12 (current)")
+    p.add_argument("--library", choices=sorted(LIBRARIES), default=None,
+                   help="the esp_websocket_client version the shipping firmware carries (with "
+                        "--firmware shipping; default %s, what ESP-AT pins): 1.8.0 is the "
+                        "firmware once ESP-AT moves its pin (KD-4 fixed)" % SHIPPED)
     p.add_argument("--pki", default=None, metavar="DIR",
                    help="the PKI partitions (profile tls): wss_cert.<n>.pem, wss_key.<n>.pem and "
                         "wss_ca.<n>.pem in DIR. Default: empty partitions")
     p.add_argument("--boot-noise", action="store_true", help="print boot noise on AT+RST")
     p.add_argument("--reconnect-wait", type=float, default=DEFAULT_TIMINGS.reconnect_wait_s,
                    metavar="SECONDS", help="wait in state 3 before reconnecting (default %(default)s)")
+    p.add_argument("--network-timeout", type=float, default=DEFAULT_TIMINGS.network_timeout_s,
+                   metavar="SECONDS",
+                   help="the library's connect and read timeout (default %(default)s)")
+    p.add_argument("--signed-char", action="store_true",
+                   help="read a 64-bit frame length's last byte as a signed char, as the x86-64 "
+                        "host build the golden traces were recorded on does (replays only)")
     p.add_argument("--board-like", action="store_true",
                    help="a board's timing (sim/timing.py BOARD_TIMINGS): the firmware's 1 s timer "
                         "tick, 10-or-15 s reconnect waits, 2-20 ms network delay each way")
@@ -84,12 +95,16 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         if args.profile not in PROFILES:
             raise ValueError(f"unknown profile {args.profile!r}; known: {', '.join(PROFILES)}")
-        named = list(firmware_defects(args.firmware, args.profile)) + args.defect
+        version = model_library(args.firmware, args.library)
+        named = list(firmware_defects(args.firmware, args.profile, version or SHIPPED)) + \
+            args.defect
         defects = [d.name for d in resolve(named)]
         preset = BOARD_TIMINGS if args.board_like else DEFAULT_TIMINGS
-        timings = dataclasses.replace(preset, reconnect_wait_s=args.reconnect_wait)
+        timings = dataclasses.replace(preset, reconnect_wait_s=args.reconnect_wait,
+                                      network_timeout_s=args.network_timeout)
         device = Device(args.profile, defects, timings=timings, boot_noise=args.boot_noise,
-                        pki=args.pki)
+                        pki=args.pki, library_version=version,
+                        knobs=TRACE_HOST_KNOBS if args.signed_char else None)
         for ssid, password in args.wifi_ap + _wifi_ap_file(args.wifi_ap_file):
             device.wifi.add_access_point(ssid, password)
         board = Board(device, _flash(args.flash), paced=args.board_like)

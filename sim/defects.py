@@ -21,6 +21,7 @@ from typing import Any
 
 import spec
 from sim.behaviour import CONFORMING, Behaviour
+from sim.library import SHIPPED, library
 
 _KNOBS = {f.name: f for f in dataclasses.fields(Behaviour)}
 
@@ -63,8 +64,9 @@ _CATALOG = (
        "AT+WSOPEN <timeout_ms> checked as [1,180000]: 0 or an empty field answers ERROR", "KD-1",
        range_skew=(("AT+WSOPEN", "timeout_ms", 1, 0),), empty_timeout_refused=True),
     _d("teardown-blocks", ("WSOPEN.timeout_ms.effect", "WSOPEN.timeout_ms.default"),
-       "a failed or timed-out open answers ERROR only once the library's attempt (10 s) or its "
-       "reconnect wait (5 s) has ended", "KD-2", teardown_blocks=True),
+       "a failed or timed-out open answers ERROR only once the library's current pass has ended: "
+       "its attempt (10 s), then on 1.2.3 half its reconnect wait (5 s)", "KD-2",
+       teardown_blocks=True),
     _d("closed-link-removed-at-once", "WSOPEN.state.closing",
        "AT+WSOPEN? never shows states 0 and 4: a link is removed as soon as a close frame arrives",
        "KD-3", closed_link_removed_at_once=True),
@@ -85,11 +87,41 @@ _CATALOG = (
        "the 101 is read into a 1024-byte buffer: a response that, with the frames behind it, fills "
        "1023 bytes fails the handshake", "KD-9", handshake_buffer=1023),
     _d("control-frames-unchecked", "WSSEND.control_frame_size",
-       "AT+WSSEND with opcode 8/9/10 and more than 125 bytes sends it as given (oversized, "
-       "fragmented past buffer_size)", "KD-10", control_frame_size_unchecked=True),
-    _d("pong-payload-cut", "PING.server.large",
-       "a server ping longer than buffer_size is answered with a pong cut to buffer_size", "KD-11",
-       pong_payload_cut=True),
+       "AT+WSSEND with opcode 8/9/10 and more than 125 bytes sends it as given (oversized), and "
+       "any control frame longer than buffer_size fragmented", "KD-10",
+       control_frame_size_unchecked=True),
+    _d("pong-from-receive-buffer", "PING.server.large",
+       "a server ping longer than buffer_size is answered with its full length built from the "
+       "receive buffer: the last read over the earlier ones, then bytes past the buffer's end",
+       "KD-11", pong_payload_overread=True),
+    _d("rsv-bits-ignored", "RECV.rsv",
+       "a server frame with RSV bits set (no extension) is delivered, the connection kept",
+       "KD-13", rsv_ignored=True),
+    _d("reserved-opcodes-accepted", "RECV.reserved_opcode",
+       "a server frame with a reserved opcode is passed on (and not printed), the connection "
+       "kept", "KD-14", reserved_opcodes_accepted=True),
+    _d("masked-server-frames-accepted", "RECV.masked",
+       "a masked server frame is unmasked and delivered (each read from the key's first byte); "
+       "a masked empty frame's key is read as the next frame", "KD-15",
+       masked_server_frames_accepted=True, masked_empty_frame_desync=True),
+    _d("control-frame-checks-skipped", "RECV.control_frame",
+       "a fragmented or oversized (over 125 bytes) control frame from the server is taken: a ping "
+       "answered, its continuation delivered as data", "KD-16",
+       control_frame_checks_skipped=True),
+    _d("orphan-continuation-accepted", "RECV.continuation",
+       "a continuation frame with no message to continue (or a new message inside a fragmented "
+       "one) is delivered as data", "KD-17", orphan_continuation_accepted=True),
+    _d("invalid-utf8-accepted", "RECV.utf8",
+       "a text message that is not UTF-8 is delivered, the connection kept", "KD-18",
+       invalid_utf8_accepted=True),
+    _d("close-body-unchecked", "CLOSE.server.body",
+       "a server close frame with a 1-byte body, a status code no endpoint may send (1005, 1006, "
+       "1015, below 1000) or a reason that is not UTF-8 is answered as a good one", "KD-19",
+       close_body_unchecked=True),
+    _d("wsclose-blocks-during-reconnect", "WSCLOSE.waiting",
+       "AT+WSCLOSE of a link whose reconnect attempt hangs answers only once the attempt (10 s) "
+       "and, on 1.2.3, half a reconnect wait (5 s) have ended", "KD-20", needs_slow_test=True,
+       teardown_blocks=True),
 
     # ---- AT+WSCFG
     _d("wscfg-buffer-size-required", "WSCFG.set",
@@ -344,6 +376,9 @@ _CATALOG = (
        "every server ping prints +WS_PING:<id>,<len>", server_ping_urc=True),
     _d("pong-empty", "PING.server", "pongs carry no payload", pong_empty=True),
     _d("pong-unmasked", "PING.server", "pongs are sent unmasked", pong_unmasked=True),
+    _d("pong-payload-cut", "PING.server.large",
+       "a server ping longer than buffer_size is answered with a pong cut to buffer_size",
+       pong_payload_cut=True),
 
     # ---- heap
     _d("heap-leak-per-close", "HEAP.no_leak",
@@ -427,19 +462,23 @@ if len(DEFECTS) != len(_CATALOG):
 KD_DEFECTS: dict[str, Defect] = {d.kd: d for d in _CATALOG if d.kd}
 
 
-def firmware_defects(preset: str, profile: str = spec.DEFAULT_PROFILE) -> tuple[str, ...]:
+def firmware_defects(preset: str, profile: str = spec.DEFAULT_PROFILE,
+                     library_version: str = SHIPPED) -> tuple[str, ...]:
     """`--firmware PRESET` on a model of `profile`: 'seed' none, 'shipping' every known deviation
-    of shipping ESP-AT that the profile has (KD-8 from tls on, KD-12 on current only)."""
+    of shipping ESP-AT that the profile has (KD-8 from tls on, KD-12 on current only) and its
+    library has not fixed (sim/library.py: 1.8.0 fixed KD-4)."""
     if preset not in ("seed", "shipping"):
         raise ValueError(f"unknown firmware {preset!r}; known: seed, shipping")
     if preset == "seed":
         return ()
     under = spec.load().profiles[profile]
-    return tuple(d.name for d in _CATALOG if d.kd is not None and under.includes(d.profile))
+    fixed = library(library_version).fixed
+    return tuple(d.name for d in _CATALOG if d.kd is not None and under.includes(d.profile)
+                 and d.kd not in fixed)
 
 
-# `--firmware shipping` on the seed model (the default): KD-1..KD-11 but KD-8, which needs TLS
-# verification (profile tls). Other profiles: firmware_defects(preset, profile).
+# `--firmware shipping` on the seed model (the default): every KD but KD-8, which needs TLS
+# verification (profile tls), and KD-12 (current). Other profiles: firmware_defects(preset, profile).
 FIRMWARE_PRESETS: dict[str, tuple[str, ...]] = {
     preset: firmware_defects(preset) for preset in ("seed", "shipping")}
 

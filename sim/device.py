@@ -10,13 +10,15 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import spec
 from sim.commands import BOOT_NOISE, COMMANDS, MODEL_VERSION, boot_sequence
 from sim.defects import Defect, behaviour_for, check_profile, resolve
+from sim.library import library
 from sim.link import Link, LinkConfig
 from sim.params import MAX_COMMAND_LINE_BYTES, ParamError
 from sim.pki import Pki
@@ -136,12 +138,20 @@ class Device:
 
     def __init__(self, profile: str | Profile | spec.Profile = "seed", defects: Iterable[str] = (),
                  *, timings: Timings = DEFAULT_TIMINGS, boot_noise: bool = False,
-                 chip: BareChip | None = None, pki: str | Path | Pki | None = None) -> None:
+                 chip: BareChip | None = None, pki: str | Path | Pki | None = None,
+                 library_version: str | None = None,
+                 knobs: Mapping[str, Any] | None = None) -> None:
         self.chip = chip or BareChip()
         self.profile = get_profile(profile)
         self.defects: tuple[Defect, ...] = resolve(defects)
         check_profile(self.defects, self.profile.name)   # a later profile's defect: refused
         self.fw = behaviour_for(self.defects)       # every knob a defect may turn
+        # The library's own task loop (sim/library.py); None: the conforming model's.
+        self.library_version = library_version
+        if library_version is not None:
+            self.fw = dataclasses.replace(self.fw, **library(library_version).loop)
+        if knobs:          # what a replay sets of the host a trace was recorded on
+            self.fw = dataclasses.replace(self.fw, **knobs)
         self.timings = dataclasses.replace(timings, **dict(self.fw.timing))
         self.boot_noise = boot_noise
         self.echo = True
@@ -164,6 +174,7 @@ class Device:
         self._after_busy = bytearray()   # (defect) input kept to run once the command ends
         self._busy_ids: dict[int, float] = {}
         self.abandoned: list[Link] = []  # (defect) links forgotten with their TCP still open
+        self.orphans: list[Link] = []    # (defect) links out of the table whose client lives on
 
     # ---- wiring ---------------------------------------------------------------------------
 
@@ -295,6 +306,9 @@ class Device:
         for link in list(self.links.values()):
             self.remove_link(link)
             link.destroy()  # dropped without close frames
+        for link in self.abandoned + self.orphans:
+            link.destroy()
+        self.orphans.clear()
 
     def _power_on(self) -> None:
         """What every boot starts from: no links, no WSCFG, no AT+WSHEAD headers, every

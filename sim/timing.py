@@ -44,14 +44,13 @@ class Timings:
     network_timeout_s: float = _FIRMWARE.network_timeout_s
 
     # ---- board-like timing (None / 0: off, the plain model) ------------------------------------
-    # The client task's loop wakes this often and whenever data was read; the ping interval, the
-    # pong timeout and the wait for a close reply are checked only then, and a timer is due once
-    # MORE than its value has passed (BEHAVIOUR.md Keepalive): on a quiet link a ping or a pong
-    # timeout comes one tick late, with pongs coming back a ping is late by their round trip.
-    timer_tick_s: float | None = None
-    # This share of reconnect waits misses a check and lasts reconnect_check_s longer (10 s, or
-    # 15 s: BEHAVIOUR.md "the wait is checked every 5 s").
+    # The conforming library waits exactly reconnect_wait_s; this share of its waits lasts
+    # reconnect_check_s longer (10 s, or 15 s: BEHAVIOUR.md "the wait is checked every 5 s").
     reconnect_late_share: float = 0.0
+    # 1.2.3 sleeps half the wait per pass in exact ticks and reconnects once MORE than the wait
+    # has passed: after 1.5 x the wait, unless a check runs this many ms late (uniform, whole ms)
+    # and it reconnects after the wait.
+    tick_jitter_ms_span: tuple[int, int] | None = None
     # One-way delay (uniform in [lo, hi] seconds, drawn per write and per read, order preserved)
     # on the link's TCP traffic, in each direction; a connect costs one round trip.
     network_delay_s: tuple[float, float] | None = None
@@ -69,21 +68,31 @@ class Timings:
         """One way across the network, this time; 0 in the plain model."""
         return self.draw(self.network_delay_s) if self.network_delay_s is not None else 0.0
 
-    def reconnect_wait(self) -> float:
-        """This wait in state 3: reconnect_wait_s, or one check longer (reconnect_late_share)."""
+    def reconnect_wait_ms(self) -> int:
+        """The library's reconnect timeout (reconnect_timeout_ms)."""
+        return round(self.reconnect_wait_s * 1000)
+
+    def drawn_reconnect_wait_ms(self) -> int:
+        """This wait in state 3 (conforming library): the timeout, or one check longer
+        (reconnect_late_share)."""
         if self.reconnect_late_share and self.rng.random() < self.reconnect_late_share:
-            return self.reconnect_wait_s + self.reconnect_check_s
-        return self.reconnect_wait_s
+            return round((self.reconnect_wait_s + self.reconnect_check_s) * 1000)
+        return self.reconnect_wait_ms()
+
+    def tick_jitter_ms(self) -> int:
+        """How late a reconnect check of 1.2.3 runs, in whole ms (0 on the traces' host)."""
+        span = self.tick_jitter_ms_span
+        return self.rng.randint(*span) if span is not None else 0
 
 
 DEFAULT_TIMINGS = Timings()
 
-# A board on a lab's Wi-Fi: the firmware's 1 s timer tick, its 10-or-15 s reconnect wait (10 s
-# three times in four), 2-20 ms one way to the server, AT answers in 1-5 ms. The UART's 115200
+# A board on a lab's Wi-Fi: its 10-or-15 s reconnect wait (10 s three times in four), 2-20 ms one
+# way to the server, AT answers in 1-5 ms. (The client task's 1 s poll is the library's, always.) The UART's 115200
 # baud pacing is the AT port's (sim/uart.py).
 BOARD_TIMINGS = Timings(
-    timer_tick_s=_FIRMWARE.timer_tick_s,
     reconnect_late_share=0.25,
+    tick_jitter_ms_span=(0, 3),
     network_delay_s=(0.002, 0.020),
     at_answer_latency_s=(0.001, 0.005),
     rng=random.Random(BOARD_SEED),

@@ -172,9 +172,11 @@ class SimThread:
     def __init__(self, profile: str = "seed", defects: Iterable[str] = (), *,
                  timings: Timings = DEFAULT_TIMINGS, pty: bool = False,
                  host: str = "127.0.0.1", port: int = 0, boot_noise: bool = False,
-                 pki: str | os.PathLike | None = None) -> None:
+                 pki: str | os.PathLike | None = None,
+                 library_version: str | None = None, knobs: dict | None = None) -> None:
         # Built here so a bad profile, defect name or PKI directory raises in the caller's thread.
-        self.device = Device(profile, defects, timings=timings, boot_noise=boot_noise, pki=pki)
+        self.device = Device(profile, defects, timings=timings, boot_noise=boot_noise, pki=pki,
+                             library_version=library_version, knobs=knobs)
         self._pty = pty
         self._host, self._port = host, port
         self._ready = threading.Event()

@@ -140,7 +140,7 @@ def wsopen_set(dev: "Device", args: str) -> Reply:
     if dev.id_busy(link_id):
         return ERROR                             # (defect) the last close is still running
     existing = dev.links.get(link_id)
-    if existing is not None and existing.state != LinkState.CLOSED:
+    if existing is not None and existing.state != LinkState.UNKNOWN:
         if not fw.open_replaces_live_link:
             return ERROR                         # "ws:%d already established"
     if fw.max_links is not None and existing is None and len(dev.links) >= fw.max_links:
@@ -167,13 +167,12 @@ async def _open(dev: "Device", link: Link) -> bytes:
         return ERROR
     dev.heap.leak(dev.fw.heap_leak_per_failed_open)
     if dev.fw.failed_open_keeps_link:
-        link.start_retrying()                    # still listed, retrying
-        return ERROR
+        return ERROR                             # still listed, its client retrying
     dev.remove_link(link)
-    if dev.fw.failed_open_retries:
-        link.start_retrying()                    # gone from the table, not from the task list
+    if dev.fw.failed_open_retries:               # (defect) gone from the table, still retrying
+        dev.orphans.append(link)
     else:
-        link.destroy()
+        await link.stop_after_failed_open()
     return ERROR
 
 
@@ -255,7 +254,7 @@ async def _close(dev: "Device", link: Link) -> bytes:
     else:
         if fw.wsclose_sends_close_frame:
             link.send_close_frame(1000)
-        link.destroy(keep_tcp=fw.wsclose_keeps_tcp)  # TCP closed, no close frame, no URC
+        await link.close(keep_tcp=fw.wsclose_keeps_tcp)  # TCP closed, no close frame, no URC
         if fw.wsclose_keeps_tcp:
             dev.abandoned.append(link)           # its socket stays open, as a leak does
     if not fw.wscfg_survives_wsclose:
