@@ -59,6 +59,7 @@ class Response:
     accepted: bool = False              # data-mode commands: OK came before the prompt
     received: bytes = b""               # every byte that arrived while the command ran
     data_sent_at: float | None = None   # data-mode commands: when the payload was written
+    final_at: float | None = None       # when the final result code arrived
     busy_after_data: int = 0            # data-mode commands: busy p... for bytes past <length>
     busy_retries: int = 0               # times it was sent again after `busy p...`
     lines_dropped: int = 0              # information lines past RESPONSE_LINES_KEPT
@@ -102,6 +103,7 @@ class AtClient:
         self._urcs: deque[Event] = deque()
         self._urc_bytes = 0                      # +WS_DATA bytes in self._urcs
         self.urc_history: list[Event] = []       # URCs since begin_test, consumed or not
+        self.urc_times: list[float] = []         # when each of urc_history arrived
         self.unexpected: list[tuple[float, bytes, str]] = []  # (time, raw bytes, where)
         self.open_links: set[int] = set()        # +WS_CONNECTED seen, no end of link since
         self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
@@ -122,6 +124,7 @@ class AtClient:
         self._port = port
         self._engine = AtEngine(formats=self._engine.data_formats)
         self._rx = bytearray()
+        self._arrived = time.monotonic()         # when the last bytes came (event times)
         self._rx_base = 0                        # stream offset of self._rx[0]
         self._command_open = False               # written, final result not yet received
         self._prompted = False                   # the command in flight got its '>' prompt
@@ -133,6 +136,7 @@ class AtClient:
 
     def _reset_test_state(self) -> None:
         self.urc_history = []
+        self.urc_times = []
         self.unexpected = []
         self.unexpected_dropped = 0
         self.urc_bytes_dropped = 0               # +WS_DATA dropped from a full queue
@@ -171,6 +175,7 @@ class AtClient:
                     self._cond.notify_all()
 
     def _note_received(self, data: bytes) -> None:
+        self._arrived = time.monotonic()
         self._rx += data
         if len(self._rx) > RX_KEPT_BYTES:
             cut = len(self._rx) - RX_KEPT_BYTES
@@ -228,6 +233,7 @@ class AtClient:
         self._urcs.append(event)
         if len(self.urc_history) < URC_HISTORY_KEPT:
             self.urc_history.append(event)
+            self.urc_times.append(self._arrived)
 
     def _ends_command(self, event: Event) -> bool:
         """A final result, except the OK that precedes a data prompt; `busy p...` before the
@@ -370,12 +376,17 @@ class AtClient:
 
     def send_data(self, command: str | bytes, payload: bytes, *,
                   prompt_timeout: float = COMMAND_TIMEOUT_S,
-                  send_timeout: float = COMMAND_TIMEOUT_S) -> Response:
+                  send_timeout: float = COMMAND_TIMEOUT_S,
+                  write_at: float | None = None) -> Response:
         """Data mode: command, wait for '>' (or ERROR), write exactly `payload`, wait for the
-        result (SEND OK, SEND FAIL or ERROR). Returns early, without writing, if no prompt."""
+        result (SEND OK, SEND FAIL or ERROR). Returns early, without writing, if no prompt.
+        write_at (a time.monotonic()): hold the payload until then, so the frame leaves when a
+        replay wants it to, not when the prompt happened to come."""
         with self._running(command, expects_prompt=True) as (response, start):
             self._collect(response, start, prompt_timeout, until_prompt=True)
             if response.prompt:
+                if write_at is not None:
+                    time.sleep(max(0.0, write_at - time.monotonic()))
                 self._write(payload)
                 response.data_sent_at = time.monotonic()
                 self._collect(response, start, send_timeout, until_prompt=False)
@@ -468,6 +479,7 @@ class AtClient:
                     response.accepted = True     # the OK that precedes '>'
                     continue
                 response.final = event.result
+                response.final_at = self._arrived
                 return
 
     def write_raw(self, data: bytes) -> None:
