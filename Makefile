@@ -8,7 +8,7 @@ REPORTS := reports
 ARGS ?=
 REPORT_ARGS = --alluredir $(REPORTS)/allure-results --clean-alluredir --junitxml $(REPORTS)/junit.xml
 
-.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness shipping profiles profiles-fast compare report bench clean
+.PHONY: venv conformance conformance-board unit lint check mutation mutation-fast robustness shipping profiles profiles-fast replay compare report bench clean
 
 venv: $(VENV)/.installed
 
@@ -66,13 +66,19 @@ profiles: venv
 profiles-fast: venv
 	$(BIN)/python -m tools.profiles --fast --only wshead auth tls current
 
+# The model against the real library's golden traces (traces/): shipping firmware with library
+# 1.2.3 and 1.8.0 must agree with every trace AT can reach, the conforming model must differ on
+# exactly the traces replay/expected.toml lists. Writes reports/replay.md and .json.
+replay: venv
+	$(BIN)/python -m replay check
+
 # Two runs compared (per clause and test: regressed, fixed, changed, new; observations that
 # changed): make compare A=DIR_OR_JSON B=DIR_OR_JSON; writes reports/compare.md and .html.
 compare: venv
 	$(BIN)/python -m results.compare $(A) $(B) --out $(REPORTS)
 
 # The plain model's run is the mutation run's clean run; the suite runs once more board-like.
-check: lint unit conformance-board profiles-fast mutation-fast robustness shipping
+check: lint unit replay conformance-board profiles-fast mutation-fast robustness shipping
 
 # The HTML Allure report of the last run (Allure 3 from npm, pinned by package-lock.json):
 # reports/allure-report/awesome/ to serve (npx allure open reports/allure-report), and the same
@@ -98,4 +104,4 @@ clean:
 	rm -rf $(REPORTS)/allure-results $(REPORTS)/allure-report $(REPORTS)/junit.xml \
 		$(REPORTS)/conformance-matrix.* $(REPORTS)/mutation.md $(REPORTS)/mutation.json \
 		$(REPORTS)/robustness $(REPORTS)/shipping $(REPORTS)/timelines $(REPORTS)/compare.* \
-		$(REPORTS)/conformance-report.html $(REPORTS)/profiles
+		$(REPORTS)/conformance-report.html $(REPORTS)/profiles $(REPORTS)/replay.*
