@@ -1,10 +1,14 @@
-"""The shipping firmware's verdict, both ways: `python -m tools.shipping` (make shipping).
+"""The shipping firmware's verdict, every way: `python -m tools.shipping` (make shipping).
 
 The model with shipping ESP-AT's known deviations (`--firmware shipping`: every KD the model has,
-with a board's timing) is run twice:
+with a board's timing) is run:
   - with its expectations file: the run must pass (exit 0), every listed test an expected failure
     filed as its KD, nothing else failing;
-  - without it: the run must fail (exit 1) on exactly the listed tests, each filed as its KD.
+  - without it: the run must fail (exit 1) on exactly the listed tests, each filed as its KD;
+  - with the newest library (`--library 1.8.0`, the firmware once ESP-AT moves its pin) and the
+    file: the run must fail on exactly the entries of the deviations that library fixed (KD-4),
+    each an UNEXPECTED PASS, every other entry still an expected failure: the suite notices a
+    fixed library, and nothing else changes.
 So the file is exact: it lists every known deviation the suite catches, and nothing more.
 Writes reports/shipping/shipping.md and each run's JUnit, verdict log and matrix.
 """
@@ -79,6 +83,29 @@ def check_without(code: int, records: list[dict], entries) -> list[str]:
     return problems
 
 
+def check_fixed_library(code: int, records: list[dict], entries) -> list[str]:
+    from fixtures.verdicts import UNEXPECTED_PASS
+    from sim.library import LIBRARIES
+    fixed = set(LIBRARIES[NEWEST].fixed)
+    problems = [] if code == 1 else [f"exit status {code}, not 1"]
+    failed = {r["nodeid"]: r["verdict"] for r in records if r["outcome"] == "failed"}
+    xfailed = {r["nodeid"] for r in records if r["outcome"] == "xfailed"}
+    for nodeid, verdict in failed.items():
+        kd = kd_for(nodeid, entries)
+        if kd not in fixed or verdict != UNEXPECTED_PASS:
+            problems.append(f"{nodeid} failed as {verdict}; only the entries of {sorted(fixed)} "
+                            f"may, as {UNEXPECTED_PASS}")
+    for e in entries:
+        seen = failed if e.kd in fixed else xfailed
+        if not any(e.matches(nodeid) for nodeid in seen):
+            problems.append(f"{e.test} ({e.kd}) was not "
+                            f"{'an UNEXPECTED PASS' if e.kd in fixed else 'an expected failure'}")
+    return problems
+
+
+NEWEST = "1.8.0"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="2", help="pytest-xdist workers per run (0: none)")
@@ -87,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     rows, failures = [], 0
     for name, extra, checker in (
             ("with-expectations", ["--expectations", EXPECTATIONS], check_with),
-            ("without-expectations", [], check_without)):
+            ("without-expectations", [], check_without),
+            (f"library-{NEWEST}-with-expectations",
+             ["--library", NEWEST, "--expectations", EXPECTATIONS], check_fixed_library)):
         code, records, took, stdout = run(name, extra, args.workers)
         problems = checker(code, records, expectations.entries) if records else \
             [f"no verdict log (exit {code}): {stdout[-1500:]}"]
@@ -99,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shipping firmware, {name.replace('-', ' ')}: exit {code} in {took:.0f} s, "
               f"{counts['passed']} passed, {counts['xfailed']} expected failures, "
               f"{counts['failed']} failed: {verdict}", flush=True)
+        if checker is check_fixed_library and not problems:
+            print("  the suite noticed the fixed library: " + "; ".join(
+                f"{r['nodeid']} {r['verdict']}" for r in records if r["outcome"] == "failed"),
+                flush=True)
     lines = ["# Shipping firmware against its expectations", "",
              f"`{EXPECTATIONS}`: {len(expectations.entries)} expected failures of {expectations.line}.", "",
              "| run | exit | time | passed | expected failures | failed | verdict |",

@@ -28,9 +28,10 @@ def answer_by_hand(at, endpoint, status_line: bytes, headers: list[bytes], after
                                     wsopen_answer_timeout(OPEN_TIMEOUT_MS))
     with check("WSOPEN.set.connected"):
         key = endpoint.wait_connection(timeout=margins.SERVER_SEES_IT_S).header("Sec-WebSocket-Key")
-    upgrade, connection, accept = names
-    head = [status_line, upgrade + b": websocket", connection + b": Upgrade",
-            accept + b": " + accept_for(key).encode(), *headers]
+    upgrade, connection, accept = names          # a name None: that header is left out
+    head = [status_line] + [name + value for name, value in (
+        (upgrade, b": websocket"), (connection, b": Upgrade"),
+        (accept, b": " + accept_for(key).encode())) if name is not None] + list(headers)
     endpoint.send_raw(b"\r\n".join(head) + b"\r\n\r\n" + after)
     return pending.result()
 
@@ -54,12 +55,28 @@ def test_status_other_than_101_fails(at, ws_endpoint, status_line):
     assert 0 not in link_states(at)
 
 
+@pytest.mark.clause("WSOPEN.handshake.status")
+@pytest.mark.parametrize("missing", ["Upgrade", "Connection"])
+def test_101_without_upgrade_or_connection_fails(at, ws_endpoint, missing):
+    names = tuple(None if name == missing.encode() else name
+                  for name in (b"Upgrade", b"Connection", b"Sec-WebSocket-Accept"))
+    response = answer_by_hand(at, ws_endpoint, SWITCHING, [], names=names)
+    message = (f"the server's 101 had no {missing} header (a correct accept key); RFC 6455 4.1 "
+               f"says the client fails the connection; received {response.received!r}")
+    if connected_anyway(response):
+        with deviation("WSOPEN.handshake.status"):    # KD-7: the accept key alone counts
+            raise AssertionError(message)
+    assert response.final == b"ERROR", message
+    assert 0 not in link_states(at)
+
+
 @pytest.mark.clause("WSOPEN.handshake.subprotocol_check")
-def test_subprotocol_not_offered_fails(at, ws_endpoint):
+@pytest.mark.parametrize("offered", ["chat.v1", None], ids=["other", "none-asked"])
+def test_subprotocol_not_offered_fails(at, ws_endpoint, offered):
     response = answer_by_hand(at, ws_endpoint, SWITCHING, [b"Sec-WebSocket-Protocol: not-offered"],
-                              subprotocol="chat.v1")
-    message = (f"the server picked a subprotocol the device did not offer; RFC 6455 4.1 says fail; "
-               f"received {response.received!r}")
+                              subprotocol=offered)
+    message = (f"the server picked a subprotocol the device did not offer ({offered or 'none'} "
+               f"was); RFC 6455 4.1 says fail; received {response.received!r}")
     if connected_anyway(response):
         with deviation("WSOPEN.handshake.subprotocol_check"):   # KD-7: not checked
             raise AssertionError(message)

@@ -164,7 +164,7 @@ def test_parameter_range(at, new_endpoint, profile, case):
     """Every case runs on open links, so a refusal means the value, not "not connected"."""
     endpoints = {0: new_endpoint("link0"), 2: new_endpoint("link2")}
     for link_id, endpoint in endpoints.items():
-        endpoint.echo = False
+        endpoint.record_only()                   # whole frames, reserved opcodes too, no echo
         open_link(at, link_id, endpoint.url)
     values = dict(link_id=0, length=5, opcode=OP_BINARY, timeout_ms=None)
     value = values[case.param] = case.value(profile)
@@ -206,7 +206,7 @@ def test_parameter_range(at, new_endpoint, profile, case):
 @pytest.mark.clause("WSSEND.opcode.sent")
 @pytest.mark.parametrize("opcode", range(16), ids=lambda op: f"opcode-0x{op:X}")
 def test_frame_carries_the_given_opcode(at, connected, ws_endpoint, opcode):
-    ws_endpoint.echo = False
+    ws_endpoint.record_only()                    # a strict server would refuse reserved opcodes
     connected(0)
     payload = b"op%X" % opcode
     at.send_data(wssend(0, len(payload), opcode), payload).expect(b"SEND OK")
@@ -218,8 +218,8 @@ def test_frame_carries_the_given_opcode(at, connected, ws_endpoint, opcode):
 @pytest.mark.clause("WSSEND.control_frame_size")
 @pytest.mark.parametrize("opcode", [8, 9, 10], ids=["close", "ping", "pong"])
 def test_control_frames_over_125_bytes_are_refused(at, connected, ws_endpoint, opcode):
+    ws_endpoint.record_only()                    # a strict server would fail it at the header
     connected(0, cfg=(10, 120, 100))           # and longer than buffer_size: no fragmenting either
-    ws_endpoint.echo = False
     payload = b"c" * (CONTROL_MAX + 1)
     since = time.monotonic()
     response = at.send_data(wssend(0, len(payload), opcode), payload)
@@ -250,6 +250,27 @@ def test_control_frame_of_125_bytes_is_sent(at, connected, ws_endpoint):
     at.send_data(wssend(0, len(payload), 9), payload).expect(b"SEND OK")
     recorded = ws_endpoint.wait_frame(lambda rf: rf.frame.payload == payload)
     assert recorded.frame.opcode == 9 and recorded.frame.fin
+
+
+@pytest.mark.clause("WSSEND.control_frame_size")
+def test_control_frame_longer_than_buffer_size_is_not_fragmented(at, connected, ws_endpoint):
+    """RFC 6455 5.5: a control frame is never fragmented, whatever buffer_size says."""
+    ws_endpoint.record_only()                    # a strict server would fail it at the header
+    buffer_size = 64
+    connected(0, cfg=(10, 120, buffer_size))
+    payload = bytes(range(100))                  # a ping the RFC allows, longer than the buffer
+    since = time.monotonic()
+    at.send_data(wssend(0, len(payload), 9), payload).expect(b"SEND OK")
+    frames = [rf.frame for rf in frames_until_marker(at, ws_endpoint, 0, since)]
+    message = (f"a {len(payload)}-byte ping with buffer_size {buffer_size} went out as "
+               f"{[(f.opcode, int(f.fin), len(f.payload)) for f in frames]} (opcode, fin, bytes)")
+    fragmented = (len(frames) > 1 and frames[0].opcode == 9 and not frames[0].fin
+                  and all(f.opcode == OP_CONTINUATION for f in frames[1:])
+                  and b"".join(f.payload for f in frames) == payload)
+    if fragmented:
+        with deviation("WSSEND.control_frame_size"):   # KD-10: split at buffer_size
+            raise AssertionError(message)
+    assert [(f.opcode, f.fin, f.payload) for f in frames] == [(9, True, payload)], message
 
 
 @pytest.mark.clause("WSSEND.masked")

@@ -1,4 +1,4 @@
-"""tools/shipping.py's two checks: with the file every listed test is an expected failure of
+"""tools/shipping.py's checks: with the file every listed test is an expected failure of
 its KD and nothing fails; without it exactly the listed tests fail, each as its KD."""
 from fixtures.expectations import Expectation
 from tools.shipping import check_with, check_without
@@ -38,3 +38,19 @@ def test_without_the_file_exactly_the_listed_tests_fail_as_their_kd():
         "t.py::test_range[timeout_ms=0-accepted] failed as NEW, the file says KD-1",
         "t.py::test_other failed (NEW) but is not listed",
         "t.py::test_pings did not fail"]
+
+
+def test_with_the_newest_library_only_the_fixed_deviations_pass_unexpectedly():
+    """1.8.0 fixed KD-4 (sim/library.py): its entry must be an UNEXPECTED PASS, KD-1's still an
+    expected failure; any other failure, or a fixed entry expected, is said."""
+    from tools.shipping import check_fixed_library
+    records = [rec(CASE.test, "xfailed", "KD-1"),
+               rec("t.py::test_pings[1]", "failed", "UNEXPECTED PASS")]
+    assert check_fixed_library(1, records, ENTRIES) == []
+    records = [rec(CASE.test, "failed", "UNEXPECTED PASS"), rec("t.py::test_pings[1]", "xfailed",
+                                                                "KD-4")]
+    assert check_fixed_library(1, records, ENTRIES) == [
+        "t.py::test_range[timeout_ms=0-accepted] failed as UNEXPECTED PASS; only the entries of "
+        "['KD-4'] may, as UNEXPECTED PASS",
+        "t.py::test_range[timeout_ms=0-accepted] (KD-1) was not an expected failure",
+        "t.py::test_pings (KD-4) was not an UNEXPECTED PASS"]

@@ -520,14 +520,43 @@ def test_ws_data_chunked_by_buffer_size(sim_at, raw_ws):
     chunks = read_ws_data(sim_at, 0, 3000)
     assert [len(c) for c in chunks] == [1024, 1024, 952]
     assert b"".join(chunks) == message
-    # fragments arrive fragment by fragment; pings/pongs/reserved opcodes print nothing
+    # fragments arrive fragment by fragment; pings and pongs print nothing
     conn.send(encode_frame(OP_TEXT, b"He", fin=False) + encode_frame(OP_PING, b"zz")
-              + encode_frame(OP_PONG, b"q") + encode_frame(0x3, b"r")
+              + encode_frame(OP_PONG, b"q")
               + encode_frame(OP_CONTINUATION, b"llo") + encode_frame(OP_TEXT, b""))
     assert read_ws_data(sim_at, 0, 5) == [b"He", b"llo"]
     sim_at.expect(b"+WS_DATA:0,0,\r\n")  # an empty message is reported with length 0
     pong = conn.next_frame()
     assert (pong.opcode, pong.payload, pong.masked) == (OP_PONG, b"zz", True)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("bad,status", [
+    (encode_frame(0x3, b"r"), 1002),                      # a reserved opcode (RFC 6455 5.2)
+    (encode_frame(OP_TEXT, b"\xc3\x28"), 1007),           # text that is not UTF-8 (8.1)
+    (encode_frame(OP_CONTINUATION, b"orphan"), 1002),     # nothing to continue (5.4)
+    (encode_frame(OP_PING, b"x" * 126), 1002),            # an oversized control frame (5.5)
+], ids=["reserved", "utf8", "orphan", "ping-126"])
+def test_frames_rfc6455_forbids_fail_the_connection(sim_at, raw_ws, bad, status):
+    conn = open_link(sim_at, raw_ws)
+    conn.send(bad + encode_frame(OP_TEXT, b"after"))
+    close = conn.next_frame()
+    assert close.opcode == OP_CLOSE and close.close_code() == status, close
+    assert conn.eof.wait(WAIT_S), "the device kept TCP open after failing the connection"
+    # nothing of the frame, nor of "after"
+    assert sim_at.expect(b"+WS_DISCONNECTED:0\r\n") == b"+WS_DISCONNECTED:0\r\n"
+    assert sim_at.cmd("AT+WSOPEN?") == b'+WSOPEN:0,3,"%s"\r\n' % raw_ws.uri().encode() + OK
+
+
+@pytest.mark.timeout(10)
+def test_shipping_library_takes_what_rfc6455_forbids(raw_ws):
+    """KD-14 and KD-18: the library passes them on (traces server_opcode_3, server_text_invalid_
+    utf8); the AT layer prints the text, not the reserved opcode."""
+    with model_at("KD-14", "KD-18") as at:
+        conn = open_link(at, raw_ws)
+        conn.send(encode_frame(0x3, b"r") + encode_frame(OP_TEXT, b"\xc3\x28"))
+        assert read_ws_data(at, 0, 2) == [b"\xc3\x28"]
+        assert not conn.eof.is_set()
 
 
 @pytest.mark.timeout(10)
