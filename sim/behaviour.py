@@ -110,6 +110,7 @@ class Behaviour:
     reserved_opcodes_printed: bool = False
     pongs_printed: bool = False           # a pong from the server prints +WS_DATA:<id>,0,
     text_utf8_replaced: bool = False      # invalid UTF-8 in text becomes U+FFFD
+    text_bom_stripped: bool = False       # a leading U+FEFF is dropped from a text message
     server_ping_urc: bool = False         # +WS_PING:<id>,<len> for every server ping
     pong_payload_cut: bool = False        # a ping longer than buffer_size gets a pong cut to it
     pong_payload_overread: bool = False   # KD-11: that pong is the receive buffer read past its end

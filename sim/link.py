@@ -32,6 +32,7 @@ __all__ = ["Link", "LinkConfig", "LinkState", "SendResult", "parse_uri", "MAX_CO
 log = logging.getLogger("sim.link")
 
 LinkState = ClientState        # AT+WSOPEN? prints the client library's state
+UTF8_BOM = "\ufeff".encode()
 
 
 class LinkHost(Protocol):
@@ -273,6 +274,8 @@ class Link:
             elif not dropped:
                 # (defect) the offset counted from the start of the message instead of the frame
                 base = self._message_offset if fw.wsdatafmt_offset_from_message else 0
+                if fw.text_bom_stripped and opcode == OP_TEXT and offset == 0:
+                    chunk = chunk.removeprefix(UTF8_BOM)
                 self._emit_data(self._utf8_replaced(chunk), opcode, fin, payload_len,
                                 base + offset)
         else:

@@ -38,8 +38,7 @@ def start_model(trace: "Trace", options: "ModelOptions") -> Iterator[str]:
     shipping = options.firmware == "shipping"
     defects = firmware_defects(options.firmware, profile,
                                options.library if shipping else SHIPPED) + options.defects
-    model = ModelProcess(profile, defects, library=options.library if shipping else None,
-                         extra=model_argv(trace))
+    model = ModelProcess(profile, defects, library=options.model_library, extra=model_argv(trace))
     url = model.start()
     try:
         yield url
