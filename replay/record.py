@@ -24,12 +24,10 @@ from replay import projection
 from replay.compare import TOLERANCE_MS, compare
 from replay.driver import Driven, drive, server_lists
 from replay.projection import Item
-from replay.trace import LIBRARY_VERSIONS, TRACES_DIR, Trace, load, load_all
+from replay.trace import LIBRARY_DEFAULTS, LIBRARY_VERSIONS, TRACES_DIR, Trace, load, load_all
 from servers.script import ScriptServer, ServerRecord
 
 RECORDING_FORMAT = "esp-at-ws-conformance recording 1"
-DEFAULT_NETWORK_TIMEOUT_MS = 10000
-DEFAULT_RECONNECT_TIMEOUT_MS = 10000
 
 
 def unrecordable(trace: Trace) -> str | None:
@@ -37,13 +35,13 @@ def unrecordable(trace: Trace) -> str | None:
     reason = projection.unreachable(trace, fin_send=False)
     if reason is not None:
         return reason
-    c = trace.config
-    if c.network_timeout_ms != DEFAULT_NETWORK_TIMEOUT_MS:
+    c, default = trace.config, LIBRARY_DEFAULTS
+    if c.network_timeout_ms != default.network_timeout_ms:
         return (f"network_timeout_ms {c.network_timeout_ms} has no AT command (a device keeps "
-                f"its library's {DEFAULT_NETWORK_TIMEOUT_MS})")
-    if c.reconnect_timeout_ms != DEFAULT_RECONNECT_TIMEOUT_MS:
+                f"its library's {default.network_timeout_ms})")
+    if c.reconnect_timeout_ms != default.reconnect_timeout_ms:
         return (f"reconnect_timeout_ms {c.reconnect_timeout_ms} has no AT command (a device keeps "
-                f"its library's {DEFAULT_RECONNECT_TIMEOUT_MS})")
+                f"its library's {default.reconnect_timeout_ms})")
     return None
 
 

@@ -16,7 +16,8 @@ from esp_at.client import AtClient
 from replay import projection
 from replay.compare import TOLERANCE_MS, Verdict, compare
 from replay.driver import drive
-from replay.trace import Trace
+from replay.model import fin_send_for, start_model
+from replay.trace import LIBRARY_DEFAULTS, Trace
 from servers.script import ScriptServer
 
 
@@ -60,9 +61,6 @@ class Record:
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-Device = Callable[[Trace], "contextmanager[str]"]
 
 
 def replay_one(trace: Trace, device: Callable[[Trace], Any], model: str, fin_send: bool,
@@ -115,9 +113,9 @@ def model_settings(trace: Trace) -> list[str]:
     """What a trace sets that has no AT command, set through the model's own options."""
     c = trace.config
     out = []
-    if c.network_timeout_ms != 10000:
+    if c.network_timeout_ms != LIBRARY_DEFAULTS.network_timeout_ms:
         out.append(f"network timeout {c.network_timeout_ms} ms (model option)")
-    if c.reconnect_timeout_ms != 10000:
+    if c.reconnect_timeout_ms != LIBRARY_DEFAULTS.reconnect_timeout_ms:
         out.append(f"reconnect timeout {c.reconnect_timeout_ms} ms (model option)")
     if projection.needs_fin(trace):
         out.append("profile current (AT+WSSEND <fin>)")
@@ -126,14 +124,12 @@ def model_settings(trace: Trace) -> list[str]:
 
 @contextmanager
 def model_device(trace: Trace, options: ModelOptions) -> Iterator[str]:
-    from sim.replay_model import start_model    # the model only where the model is replayed
     with start_model(trace, options) as url:
         yield url
 
 
 def replay_model(traces: Iterable[Trace], options: ModelOptions,
                  progress: Callable[[Record], None] = lambda r: None) -> list[Record]:
-    from sim.replay_model import fin_send_for
     records = []
     for trace in traces:
         record = replay_one(trace, lambda t: model_device(t, options), options.words(),

@@ -262,6 +262,9 @@ class ClientConfig:
     disable_auto_reconnect: bool = False
 
 
+LIBRARY_DEFAULTS = ClientConfig()    # esp_websocket_client's own (FORMAT.md client_config)
+
+
 @dataclass(frozen=True)
 class Trigger:
     """When an action happens: at t ms, or delay_ms after the nth event of a name."""

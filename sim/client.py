@@ -21,7 +21,7 @@ Clocks are integer milliseconds compared with `>`, as `_tick_get_ms() - tick > v
 in: a connect attempt, a poll, a reconnect sleep.
 
 What reaches the AT layer are the library's events (`ClientEvents`): connected, disconnected,
-data (one per read of at most buffer_size), closed, finished.
+data (one per read of at most buffer_size), closed, and the task's end.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from sim.timing import Timings
 from sim.uri import LinkConfig, WsUri
 from sim.ws_transport import FrameHeader, TransportError, WsTransport
 from wire.frames import (DATA_OPCODES, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
-                         close_payload, encode_frame)
+                         RESERVED_OPCODES, close_payload, encode_frame)
 
 log = logging.getLogger("sim.client")
 
@@ -61,7 +61,6 @@ MAX_LAG_S = 0.050
 EARLY_WAKE_S = 0.004         # timed waits wake this early and spin to their deadline
 # Close status codes a server may send (RFC 6455 §7.4.1-7.4.2): 1000-1003, 1007-1011, 3000-4999.
 VALID_CLOSE_CODES = set(range(1000, 1004)) | set(range(1007, 1012)) | set(range(3000, 5000))
-RESERVED_OPCODES = tuple(range(0x3, 0x8)) + tuple(range(0xB, 0x10))
 PROTOCOL_ERROR, INVALID_DATA = 1002, 1007
 
 
@@ -142,6 +141,7 @@ class WsClient:
         self._wake = asyncio.Event()           # a stop wakes a reconnect wait (1.8.0, conforming)
         self.transport: WsTransport | None = None
         self._forgotten: WsTransport | None = None
+        self._keep_tcp = False                 # (defect) a stop that forgets TCP, not closes it
         self._first_attempt_s: float | None = None
         self.connections = 0
         # The task's clock: the loop's time when it last woke for something that happened, its
@@ -218,6 +218,7 @@ class WsClient:
         Conforming: at once. The real library (`teardown_blocks`): once its current pass ends.
         keep_tcp (a defect): the connection is forgotten, not closed."""
         self._run = False
+        self._keep_tcp = keep_tcp                # the task's own end must leave it open too
         self._wake.set()
         task = self._task
         if task is None or task.done():
@@ -271,7 +272,7 @@ class WsClient:
         except Exception:       # a model bug must not leave a half-dead client behind silently
             log.exception("%s: the client task failed", self.name)
         finally:
-            self._drop()
+            self._drop(self._keep_tcp)
             if self.state is not ClientState.UNKNOWN:
                 self._enter(ClientState.UNKNOWN)
             self.events.task_ended()

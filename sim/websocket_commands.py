@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import spec
-from wire.frames import OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG
+from wire.frames import OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, RESERVED_OPCODES
 
 from sim.link import (MAX_CONTROL_PAYLOAD, MAX_REQUEST_BYTES,
                       Link, LinkConfig, LinkState, SendResult, parse_uri)
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # RFC 6455 §5.5 refusal applies to the control opcodes the seed names (close, ping, pong);
 # reserved control opcodes 0xB-0xF are sent as given (BEHAVIOUR.md "Sending").
 SIZE_CHECKED_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
-RESERVED_OPCODES = tuple(range(0x3, 0x8)) + tuple(range(0xB, 0x10))
 NUMBER_OF_LINKS = spec.load().bounds("AT+WSOPEN", "link_id")[1] + 1   # ids 0..2: three links
 # AT+WSHEAD <req_header_len>: at most what the request buffer holds (the contract of issue 14).
 WSHEAD_MAX_BYTES = MAX_REQUEST_BYTES

@@ -13,6 +13,7 @@ OP_PING = 0x9
 OP_PONG = 0xA
 DATA_OPCODES = (OP_CONTINUATION, OP_TEXT, OP_BINARY)
 CONTROL_OPCODES = tuple(range(0x8, 0x10))
+RESERVED_OPCODES = tuple(range(0x3, 0x8)) + tuple(range(0xB, 0x10))   # RFC 6455 5.2
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ a board reads like a recording of the real library.
 """
 from __future__ import annotations
 
-from wire.frames import DATA_OPCODES, OP_CLOSE, OP_CONTINUATION, Frame
+from wire.frames import DATA_OPCODES, OP_CLOSE, OP_CONTINUATION, RESERVED_OPCODES, Frame
 
 CONTROL_PAYLOAD_MAX = 125          # §5.5
-RESERVED = tuple(range(0x3, 0x8)) + tuple(range(0xB, 0x10))   # §5.2
 
 
 class ClientFrameChecker:
@@ -24,7 +23,7 @@ class ClientFrameChecker:
             found.append("unmasked_client_frame")                       # §5.1
         if frame.rsv:
             found.append("rsv_nonzero")                                 # §5.2
-        if frame.opcode in RESERVED:
+        if frame.opcode in RESERVED_OPCODES:
             found.append("reserved_opcode")                             # §5.2
         if frame.is_control:
             if len(frame.payload) > CONTROL_PAYLOAD_MAX:
