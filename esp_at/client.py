@@ -488,25 +488,28 @@ class AtClient:
 
     # ---- URCs ------------------------------------------------------------------------------
 
-    def wait_urc(self, name: bytes | str, link_id: int | None = None,
+    def wait_urc(self, name: bytes | str | tuple[bytes, ...], link_id: int | None = None,
                  timeout: float = COMMAND_TIMEOUT_S) -> Event:
-        """Take the first queued URC with this name (b'+WS_CONNECTED', b'+WS_DATA', b'ready')
-        and link id, waiting up to `timeout`. Other URCs stay queued, in order."""
-        name = name.encode() if isinstance(name, str) else name
+        """Take the first queued URC with this name (b'+WS_CONNECTED', b'+WS_DATA', b'ready'),
+        or with any of a tuple of names, and link id, waiting up to `timeout`. Other URCs stay
+        queued, in order."""
+        names = name if isinstance(name, tuple) else (
+            name.encode() if isinstance(name, str) else name,)
 
         def take() -> Event | None:
             for index, event in enumerate(self._urcs):
-                if urc_name(event) == name and (link_id is None or
-                                                getattr(event, "link_id", None) == link_id):
+                if urc_name(event) in names and (link_id is None or
+                                                 getattr(event, "link_id", None) == link_id):
                     del self._urcs[index]
                     return event
             return None
 
-        wanted = name.decode() + (f":{link_id}" if link_id is not None else "")
+        wanted = " or ".join(n.decode() for n in names) + (
+            f":{link_id}" if link_id is not None else "")
         with self._cond:
             # Waiting for `ready` is waiting for a reboot: a reboot does not end that wait.
             event = self._wait_for(take, time.monotonic() + timeout,
-                                   "" if name == b"ready" else wanted)
+                                   "" if names == (b"ready",) else wanted)
             if event is None:
                 raise DeviceSilent(what=f"no {wanted} within {timeout:g} s",
                                    sent=None, expected=wanted,
