@@ -2,15 +2,12 @@
 (`python -m sim --pki DIR`), `wss_cert.<n>.pem` (client certificate n), `wss_key.<n>.pem` (its
 key) and `wss_ca.<n>.pem` (CA n). No directory: every partition is empty. Entries are looked up
 when an open needs them, so what the directory holds then is what the open uses; an entry that is
-missing fails that open (TLS client behaviour per <auth_mode>: sim/link.py `tls_context`)."""
+missing fails that open (TLS client behaviour per <auth_mode>: sim/uri.py `tls_context`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 CERT, KEY, CA = "wss_cert", "wss_key", "wss_ca"
-# <pki_number> and <ca_number>: an index into a partition, decimal in [0,255] (the contract of
-# issue 14; the spec data gives no range).
-PKI_NUMBER_MAX = 255
 
 
 class PkiEntryMissing(Exception):

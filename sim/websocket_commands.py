@@ -15,7 +15,6 @@ from wire.frames import OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, RESERVED_OP
 from sim.link import (MAX_CONTROL_PAYLOAD, MAX_REQUEST_BYTES,
                       Link, LinkConfig, LinkState, SendResult, parse_uri)
 from sim.params import ParamError, Params
-from sim.pki import PKI_NUMBER_MAX
 from sim.replies import DATA_PROMPT, ERROR, OK, SEND_OK, DataRequest, Reply, info
 from sim.ws_data import DataFormat
 
@@ -106,8 +105,9 @@ def _tls_fields(dev: "Device", p: Params) -> dict:
         if len(p.fields) > at + 1 and not dev.fw.wscfg_mode0_numbers_accepted:
             raise ParamError("auth_mode 0 takes no <pki_number> or <ca_number>")
         return {"auth_mode": auth_mode}
-    return {"auth_mode": auth_mode, "pki_number": p.int(pki_at, 0, PKI_NUMBER_MAX),
-            "ca_number": p.int(ca_at, 0, PKI_NUMBER_MAX)}
+    return {"auth_mode": auth_mode,
+            "pki_number": _int(dev, p, pki_at, "AT+WSCFG", "pki_number"),
+            "ca_number": _int(dev, p, ca_at, "AT+WSCFG", "ca_number")}
 
 
 # ---- AT+WSOPEN -----------------------------------------------------------------------------

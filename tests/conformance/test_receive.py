@@ -6,6 +6,7 @@ import spec
 from wire.frames import OP_BINARY, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, encode_frame
 
 from fixtures import margins
+from fixtures.links import with_buffer
 from fixtures.verdicts import check, deviation
 from tests.conformance.observe import WITNESS_LENGTH
 
@@ -58,7 +59,7 @@ def test_text_message_utf8_arrives_byte_exact(at, connected, ws_endpoint):
 def test_chunks_fill_small_buffers(at, connected, ws_endpoint, buffer_size, length):
     """A message that fits one TCP segment is all there at the first read: every chunk but the
     last is exactly buffer_size."""
-    connected(0, cfg=(10, 120, buffer_size))
+    connected(0, cfg=with_buffer(buffer_size))
     message = bytes(i % 253 for i in range(length))
     ws_endpoint.send_binary(message)
     chunks = next_data(at, 0, length)
@@ -74,7 +75,7 @@ def test_chunks_fill_small_buffers(at, connected, ws_endpoint, buffer_size, leng
 def test_chunks_of_large_buffers(at, connected, ws_endpoint, buffer_size, length):
     """Past one TCP segment the boundaries follow arrival (BEHAVIOUR.md); while the device prints
     one chunk on its UART the rest arrives, so a read takes more than the default's 1024."""
-    connected(0, cfg=(10, 120, buffer_size))
+    connected(0, cfg=with_buffer(buffer_size))
     message = bytes(i % 253 for i in range(length))
     ws_endpoint.send_binary(message)
     chunks = next_data(at, 0, length)
@@ -85,7 +86,7 @@ def test_chunks_of_large_buffers(at, connected, ws_endpoint, buffer_size, length
 
 
 @pytest.mark.clause("WSCFG.buffer_size.default")
-def test_default_buffer_size_is_1024(factory_defaults, connected, ws_endpoint):
+def test_default_buffer_size_holds(factory_defaults, connected, ws_endpoint):
     at = factory_defaults
     connected(0)
     message = bytes(i % 249 for i in range(WITNESS_LENGTH))
@@ -191,7 +192,7 @@ def receive_buffer_after(payload: bytes, buffer_size: int) -> bytes:
 
 @pytest.mark.clause("PING.server.large")
 def test_ping_longer_than_buffer_size_gets_exact_pong(at, connected, ws_endpoint):
-    connected(0, cfg=(10, 120, BUFFER))
+    connected(0, cfg=with_buffer(BUFFER))
     payload = bytes(range(100, 100 + CONTROL_MAX))   # the largest ping, twice buffer_size
     ws_endpoint.send_ping(payload)
     with check("PING.server"):

@@ -19,6 +19,8 @@ from esp_at.client import Response
 from esp_at.commands import wscfg, wsclose, wsopen
 from servers.tls import NO_CLIENT_CERTIFICATE
 
+from wire.frames import OP_BINARY
+
 from fixtures import margins
 from fixtures.links import configure, link_states, send_ok, wsopen_answer_timeout
 from fixtures.pki import CLIENT_CN
@@ -146,7 +148,7 @@ def assert_data_both_ways(at, link_id: int, endpoint, payload: bytes) -> None:
     """A binary message to the server arrives as sent, and its echo comes back as +WS_DATA."""
     send_ok(at, link_id, payload, 2)
     with check("WSSEND.send_ok"):
-        seen = endpoint.wait_frame(lambda rf: rf.frame.opcode == 2,
+        seen = endpoint.wait_frame(lambda rf: rf.frame.opcode == OP_BINARY,
                                    timeout=margins.SERVER_SEES_IT_S).frame.payload
         assert seen == payload, f"sent {payload!r} over TLS; the server received {seen!r}"
     with check("URC.WS_DATA"):

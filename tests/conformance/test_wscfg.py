@@ -6,7 +6,8 @@ import spec
 from esp_at.commands import wscfg
 
 from fixtures import margins
-from fixtures.links import configure, open_link, wait_link_closed
+from fixtures.links import (DEFAULT_KEEPALIVE, configure, open_link, wait_link_closed,
+                            with_buffer)
 from fixtures.verdicts import check
 from tests.conformance.observe import (OK, WITNESS_BUFFER, WITNESS_LENGTH, buffer_size_in_force,
                                        exact_answer, refused_and_config_kept, witness_config)
@@ -18,13 +19,21 @@ DEFAULTS = {name: SPEC.default("AT+WSCFG", name)
 DEFAULT_BUFFER = DEFAULTS["buffer_size"]
 
 
+# An <auth_mode> that uses both numbers (profile tls), for a test of their ranges.
+USES_BOTH_NUMBERS = SPEC.bounds("AT+WSCFG", "auth_mode", "tls")[1]
+
+
 def wscfg_with(**values) -> str:
     """AT+WSCFG of link 0 with the defaults, but `values`. An <auth_mode> other than 0 (profile
-    tls) comes with PKI and CA number 0, which it requires; 0 comes alone, as it must."""
+    tls) comes with PKI and CA number 0, which it requires; 0 comes alone, as it must. A
+    <pki_number> or <ca_number> comes with the auth_mode that uses both, the other number 0."""
     line = dict(link_id=0, **DEFAULTS)
     line.update(values)
+    if "pki_number" in line or "ca_number" in line:
+        line.setdefault("auth_mode", USES_BOTH_NUMBERS)
     auth_mode = line.get("auth_mode")
-    numbers = (None, None) if auth_mode in (None, 0) else (0, 0)
+    numbers = (None, None) if auth_mode in (None, 0) else (line.get("pki_number", 0),
+                                                          line.get("ca_number", 0))
     return wscfg(line["link_id"], line["ping_intv_sec"], line["ping_timeout_sec"],
                  line["buffer_size"], auth_mode, *numbers)
 
@@ -40,7 +49,7 @@ def at_their_maximum(profile) -> str:
 
 
 @pytest.mark.clause("WSCFG.set")
-@pytest.mark.parametrize("line", [lambda profile: "AT+WSCFG=1,10,120", at_their_maximum],
+@pytest.mark.parametrize("line", [lambda profile: wscfg(1, *DEFAULT_KEEPALIVE), at_their_maximum],
                          ids=["buffer-size-left-off", "all-four-at-their-maximum"])
 def test_set_answers_ok_and_nothing_else(at, profile, line):
     exact_answer(at.cmd(line(profile)), OK, "WSCFG.set")
@@ -88,8 +97,8 @@ def test_each_link_keeps_its_own_configuration(at, new_endpoint):
 
 @pytest.mark.clause("WSCFG.before_open")
 def test_wscfg_on_a_live_link_does_not_change_it(at, connected, ws_endpoint):
-    connected(0, cfg=(10, 120, 1000))
-    at.cmd(wscfg(0, 10, 120, 10))                # OK or ERROR: either way, no effect now
+    connected(0, cfg=with_buffer(1000))
+    at.cmd(wscfg(0, *with_buffer(10)))                # OK or ERROR: either way, no effect now
     message = bytes(range(200)) * 5
     ws_endpoint.send_binary(message)
     with check("URC.WS_DATA"):

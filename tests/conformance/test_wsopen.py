@@ -8,6 +8,8 @@ import pytest
 import spec
 from esp_at.commands import WSOPEN_QUERY, quote, wsopen, wssend
 
+from wire.frames import OP_TEXT
+
 from fixtures import margins
 from fixtures.run_record import observe
 from fixtures.timeline import timed
@@ -18,6 +20,7 @@ from tests.conformance.observe import ERROR, OK, exact_answer
 from tests.conformance.ranges import range_cases
 
 SPEC = spec.load()
+LINK_IDS = tuple(range(SPEC.bounds("AT+WSOPEN", "link_id")[1] + 1))   # every link at once
 ESTABLISHED = SPEC.state("established")
 
 
@@ -43,7 +46,7 @@ def test_open_prints_connected_once_then_ok(at, ws_endpoint):
 
 
 @pytest.mark.clause("WSOPEN.query.format", "WSOPEN.state.established")
-@pytest.mark.parametrize("link_id", [0, 1, 2])
+@pytest.mark.parametrize("link_id", LINK_IDS)
 def test_query_lists_established_link(at, ws_endpoint, link_id):
     open_link(at, link_id, ws_endpoint.url)
     line = f'+WSOPEN:{link_id},{ESTABLISHED},"{ws_endpoint.url}"\r\n'.encode()
@@ -149,25 +152,27 @@ def test_open_on_existing_link_answers_error(at, connected, ws_endpoint, new_end
     assert first.is_open, "the existing connection was dropped"
     assert not other.connections, "a second connection was made for an existing link"
     send_ok(at, 0, b"still here")
-    assert ws_endpoint.wait_frame(lambda rf: rf.frame.payload == b"still here").frame.opcode == 1
+    still = ws_endpoint.wait_frame(lambda rf: rf.frame.payload == b"still here")
+    assert still.frame.opcode == OP_TEXT
 
 
 @pytest.mark.clause("WSOPEN.links.three")
 def test_three_links_at_once_keep_their_data_apart(at, new_endpoint):
-    endpoints = [new_endpoint(f"link{i}") for i in range(3)]
+    endpoints = [new_endpoint(f"link{i}") for i in LINK_IDS]
     for link_id, endpoint in enumerate(endpoints):
         open_link(at, link_id, endpoint.url)
     states = link_states(at)
-    assert sorted(states) == [0, 1, 2] and all(s == ESTABLISHED for s, _ in states.values()), states
-    for link_id in range(3):
+    assert sorted(states) == list(LINK_IDS) and all(s == ESTABLISHED for s, _ in states.values()), \
+        states
+    for link_id in LINK_IDS:
         send_ok(at, link_id, f"to link {link_id}".encode())
-    for link_id in range(3):
+    for link_id in LINK_IDS:
         payload = f"to link {link_id}".encode()
         assert b"".join(at.wait_ws_data(link_id, len(payload),
                                         timeout=margins.SERVER_SEES_IT_S)) == payload
         frames = endpoints[link_id].frames
-        assert [rf.frame.payload for rf in frames if rf.frame.opcode == 1] == [payload]
-    for link_id in (2, 0, 1):                    # and from the server, in another order
+        assert [rf.frame.payload for rf in frames if rf.frame.opcode == OP_TEXT] == [payload]
+    for link_id in reversed(LINK_IDS):           # and from the server, in another order
         endpoints[link_id].send_binary(b"from server %d" % link_id)
         assert at.wait_ws_data(link_id, 13, timeout=margins.SERVER_SEES_IT_S) == \
             [b"from server %d" % link_id]
@@ -314,7 +319,7 @@ LATE_ANSWER_S = 12.0
 @pytest.mark.slow
 @pytest.mark.timer
 @pytest.mark.clause("WSOPEN.timeout_ms.default")
-def test_default_timeout_is_15_s(at, ws_endpoint):
+def test_default_open_timeout_holds(at, ws_endpoint):
     """With no timeout_ms the device keeps trying for 15 s: a server that answers the handshake
     after 12 s is connected."""
     default_s = SPEC.default("AT+WSOPEN", "timeout_ms") / 1000
@@ -383,4 +388,4 @@ def test_send_works_right_after_open(at, ws_endpoint):
     ws_endpoint.echo = False
     open_link(at, 0, ws_endpoint.url)
     at.send_data(wssend(0, 5), b"first").expect(b"SEND OK")
-    assert ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == 1).frame.payload == b"first"
+    assert ws_endpoint.wait_frame(lambda rf: rf.frame.opcode == OP_TEXT).frame.payload == b"first"

@@ -27,8 +27,8 @@ from fixtures import profile as profile_rules
 from sim import DEFECTS, Device, PROFILES, get_profile
 from sim.commands import COMMANDS
 from sim.profiles import BASIC_COMMANDS
-from tests.unit.test_sim import (ERROR, OK, AtPort, ServerConn, WsServer, cli_model, model_at,
-                                 running_ws_server)
+from tests.unit.test_sim import (DEFAULT_INTERVALS, ERROR, OK, AtPort, ServerConn, WsServer,
+                                 cli_model, model_at, running_ws_server)
 from wire.frames import (OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, close_payload,
                          encode_frame)
 
@@ -422,7 +422,7 @@ def tls_open(at: AtPort, server: WsServer, wscfg: str, link_id: int = 0) -> bool
     """AT+WSCFG then AT+WSOPEN of `server`: True when it opened (then closed again), False when
     it failed as a failed open must (ERROR, optionally after +WS_DISCONNECTED, no link, and no
     WebSocket request at the server)."""
-    assert at.cmd(f"AT+WSCFG={link_id},10,120,1024{wscfg}") == OK
+    assert at.cmd(f"AT+WSCFG={link_id},{DEFAULT_INTERVALS},1024{wscfg}") == OK
     resp = at.cmd(f'AT+WSOPEN={link_id},"{server.uri()}"', timeout=5)
     if resp.endswith(OK):
         assert resp == f"+WS_CONNECTED:{link_id}\r\n".encode() + OK
@@ -477,7 +477,7 @@ def test_auth_mode_is_reset_with_the_rest_of_the_configuration(pki):
 
 def test_fin_zero_and_continuations_on_the_wire():
     with running_ws_server() as srv, model_at(profile="current") as at:
-        assert at.cmd("AT+WSCFG=0,10,120,4") == OK
+        assert at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},4") == OK
         conn = opened(at, srv)
         send_ok(at, "AT+WSSEND=0,3,1,,0", b"abc")
         send_ok(at, "AT+WSSEND=0,10,0,,0", b"defghijklm")           # past buffer_size, fin 0
@@ -516,8 +516,8 @@ def test_16k_limits_one_frame_and_one_ws_data():
     high = SPEC.profiles["current"].buffer_size_max
     assert high == SPEC.profiles["current"].wssend_length_max == 16384
     with running_ws_server() as srv, model_at(profile="current") as at:
-        assert at.cmd(f"AT+WSCFG=0,10,120,{high + 1}") == ERROR
-        assert at.cmd(f"AT+WSCFG=0,10,120,{high}") == OK
+        assert at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},{high + 1}") == ERROR
+        assert at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},{high}") == OK
         conn = opened(at, srv)
         assert at.cmd(f"AT+WSSEND=0,{high + 1}") == ERROR
         payload = bytes(i % 253 for i in range(high))
@@ -527,7 +527,8 @@ def test_16k_limits_one_frame_and_one_ws_data():
         conn.send(encode_frame(OP_BINARY, payload))
         exactly(at, b"+WS_DATA:0,%d," % high + payload + b"\r\n")
     with model_at(profile="tls") as at:
-        assert at.cmd(f"AT+WSCFG=0,10,120,{SPEC.profiles['tls'].buffer_size_max + 1}") == ERROR
+        too_big = SPEC.profiles['tls'].buffer_size_max + 1
+        assert at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},{too_big}") == ERROR
 
 
 @pytest.mark.parametrize("args, ok", [
@@ -562,7 +563,7 @@ FORMS = [  # (level, mask, the AT port's bytes)
 def receive(at: AtPort, srv: WsServer, frames: bytes, fmt: tuple[int, int] | None,
             buffer_size: int = 2) -> bytes:
     """Open link 0 (buffer_size), set its format, have the server send `frames`; what printed."""
-    assert at.cmd(f"AT+WSCFG=0,10,120,{buffer_size}") == OK
+    assert at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},{buffer_size}") == OK
     if fmt is not None:
         assert at.cmd(f"AT+WSDATAFMT=0,{fmt[0]},{fmt[1]}") == OK
     conn = opened(at, srv)
@@ -700,12 +701,18 @@ proves("tls-client-cert-not-sent")(_tls_scenario([(",3,0,0", "mutual"), (",1,0,0
 
 @proves("tls-mode0-numbers-accepted")
 def _mode0(at, srv, pki):
-    return at.cmd("AT+WSCFG=0,10,120,1024,0,1,1"), at.cmd("AT+WSCFG=0,10,120,1024,0,,")
+    return (at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},1024,0,1,1"),
+            at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},1024,0,,"))
 
 
 @proves("wscfg-auth-mode-accepts-4")
 def _mode4(at, srv, pki):
-    return at.cmd("AT+WSCFG=0,10,120,1024,4,0,0")
+    return at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},1024,4,0,0")
+
+
+@proves("wscfg-pki-number-accepts-256")
+def _pki256(at, srv, pki):
+    return at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},1024,1,256,0")
 
 
 @proves("continuation-fin-drops-data")
@@ -749,7 +756,8 @@ def _zero(at, srv, pki):
 
 @proves("buffer-size-8192")
 def _buffer(at, srv, pki):
-    return at.cmd("AT+WSCFG=0,10,120,8193"), at.cmd("AT+WSCFG=0,10,120,8192")
+    return (at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},8193"),
+            at.cmd(f"AT+WSCFG=0,{DEFAULT_INTERVALS},8192"))
 
 
 @proves("wsdatafmt-reset-by-wsclose")
@@ -806,6 +814,7 @@ EXPECTED = {
     "tls-client-cert-not-sent": ([True, True], [False, False]),
     "tls-mode0-numbers-accepted": ((ERROR, ERROR), (OK, OK)),
     "wscfg-auth-mode-accepts-4": (ERROR, OK),
+    "wscfg-pki-number-accepts-256": (ERROR, OK),
     "continuation-fin-drops-data": (
         ((PROMPT, SEND_OK), [(OP_TEXT, False, b"ab"), (OP_CONTINUATION, True, b"cd")]),
         ((PROMPT, ERROR), [(OP_TEXT, False, b"ab")])),
