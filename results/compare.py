@@ -28,11 +28,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from fixtures.verdicts import (BROKEN, DEVICE_FAULT, EXPECTED, FAIL, INTERRUPTED, KNOWN_DEVIATION,
+                               NEW, NO_VERDICT_KINDS, NOT_IN_PROFILE, NOT_RUN, PASS, SKIPPED,
+                               UNEXPECTED_PASS)
+
 from . import matrix
 from .html import esc, page, verdict_cell
 
 GROUPS = ("regressed", "fixed", "changed", "inconclusive", "unchanged", "new", "gone")
-NO_VERDICT = ("DEVICE FAULT", "BROKEN", "INTERRUPTED", "SKIPPED", "NOT RUN", "NOT IN PROFILE")
+NO_VERDICT = (*NO_VERDICT_KINDS, SKIPPED, NOT_RUN, NOT_IN_PROFILE)
 HEADER_ROWS = (("firmware", "firmware"), ("device", "device"), ("profile", "profile"),
                ("expectations", "expectations"), ("model_defects", "model defects"),
                ("port", "AT port"), ("date", "date"), ("suite", "suite"))
@@ -44,18 +48,18 @@ UNEXPECTED_PASS_NOTE = ("An UNEXPECTED PASS counts as regressed: the run fails u
 
 def clause_rank(verdict: str) -> int | None:
     """0 best; None: no verdict on the device (or a verdict this code does not know)."""
-    if verdict == "PASS":
+    if verdict == PASS:
         return 0
-    if verdict == "KNOWN DEVIATION" or verdict.startswith("EXPECTED"):
+    if verdict == KNOWN_DEVIATION or verdict.startswith(EXPECTED):
         return 1
-    if verdict in ("FAIL", "UNEXPECTED PASS"):
+    if verdict in (FAIL, UNEXPECTED_PASS):
         return 2
     return None
 
 
 def outcome_words(test: dict) -> str:
     """A test's outcome with its verdict: 'passed', 'xfailed KD-4', 'failed NEW', 'not run'."""
-    verdict = test.get("verdict") or ("BROKEN" if test["outcome"] == "failed" else "")
+    verdict = test.get("verdict") or (BROKEN if test["outcome"] == "failed" else "")
     return f"{test['outcome']} {verdict}".strip()
 
 
@@ -66,7 +70,7 @@ def outcome_rank(test: dict) -> int | None:
     if outcome == "xfailed":
         return 1
     if outcome == "failed":
-        if verdict in ("NEW", "UNEXPECTED PASS"):
+        if verdict in (NEW, UNEXPECTED_PASS):
             return 2
         # A KD failure is the device's same known deviation whether or not the file expects it.
         if verdict.startswith("KD-"):
@@ -148,8 +152,8 @@ def compare_clauses(clauses_a: list[dict], clauses_b: list[dict]) -> dict[str, l
     return groups
 
 
-HEADINGS = ("NEW FAILURE of", "KNOWN DEVIATION", "UNEXPECTED PASS", "DEVICE FAULT", "BROKEN",
-            "INTERRUPTED")     # fixtures/verdicts.py's headings: they repeat the clause column
+HEADINGS = (f"{NEW} FAILURE of", KNOWN_DEVIATION, UNEXPECTED_PASS, DEVICE_FAULT, BROKEN,
+            INTERRUPTED)     # Label.heading's first words: they repeat the clause column
 
 
 def first_line(test: dict | None) -> str:
@@ -238,7 +242,7 @@ def cell(text: object) -> str:
 
 
 def has_unexpected_pass(entries: list[dict]) -> bool:
-    return any((e["b"] or "").endswith("UNEXPECTED PASS") for e in entries)
+    return any((e["b"] or "").endswith(UNEXPECTED_PASS) for e in entries)
 
 
 def markdown(diff: dict) -> str:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from html import escape
 
+from fixtures.verdicts import (EXPECTED, FAIL, KNOWN_DEVIATION, NEW, NO_VERDICT_KINDS, PASS,
+                               UNEXPECTED_PASS)
+
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
@@ -46,15 +49,15 @@ def verdict_class(verdict: str) -> str:
     """The colour of a clause verdict, a test's verdict or a test's outcome: pass, fail, known (a
     known or expected deviation), unexpected, fault (device, harness, interrupted: no verdict on
     the device), none (skipped, not run, absent)."""
-    if verdict in ("PASS", "passed"):
+    if verdict in (PASS, "passed"):
         return "pass"
-    if verdict in ("FAIL", "failed", "NEW"):
+    if verdict in (FAIL, "failed", NEW):
         return "fail"
-    if verdict.startswith(("KNOWN", "EXPECTED", "KD-")) or verdict == "xfailed":
+    if verdict.startswith((KNOWN_DEVIATION, EXPECTED, "KD-")) or verdict == "xfailed":
         return "known"
-    if verdict == "UNEXPECTED PASS":
+    if verdict == UNEXPECTED_PASS:
         return "unexpected"
-    if verdict in ("DEVICE FAULT", "BROKEN", "INTERRUPTED"):
+    if verdict in NO_VERDICT_KINDS:
         return "fault"
     return "none"
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import spec
-from fixtures.verdicts import class_of
+from fixtures.verdicts import DEVICE_FAULT, NEW, class_of
 from sim.defects import DEFECTS, Defect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,7 @@ def right_verdict(run: Run, verdict: str) -> bool:
     DEVICE FAULT (a crash or a wedge is caught, and it is never filed as a known deviation)."""
     if run.kd:
         return verdict == run.kd
-    return verdict in ("NEW", "DEVICE FAULT")
+    return verdict in (NEW, DEVICE_FAULT)
 
 
 def matrix_markdown(runs: list[Run], the_plan: Plan, wall_s: float) -> str:

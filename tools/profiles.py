@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import spec
+from fixtures.verdicts import NOT_IN_PROFILE, PASS
 from results import matrix
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,8 +89,8 @@ def run_profile(name: str, fast: bool, jobs: int, out: Path) -> ProfileRun:
     result.picked = record["header"].get("profile", "")
     result.picked_why = record["header"].get("profile_reason", "")
     verdicts = [c["verdict"] for c in record["clauses"]]
-    result.clauses_passed = verdicts.count("PASS")
-    result.clauses_not_in_profile = verdicts.count("NOT IN PROFILE")
+    result.clauses_passed = verdicts.count(PASS)
+    result.clauses_not_in_profile = verdicts.count(NOT_IN_PROFILE)
     if not result.ok and not result.detail:
         tail = (folder / "output.txt").read_text(errors="replace").strip().splitlines()[-3:]
         result.detail = " ".join(tail)

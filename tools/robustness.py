@@ -43,6 +43,8 @@ from pathlib import Path
 
 from fixtures.model_process import read_announcements
 from fixtures.reporting import NODEID_LABEL
+from fixtures.verdicts import (BROKEN, DEVICE_FAULT, FAIL, INTERRUPTED, KNOWN_DEVIATION, NOT_RUN,
+                               PASS, SKIPPED)
 from tools.robustness_intruder import INTRUDER_LOG_ENV, INTRUDER_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,8 +56,6 @@ LEFTOVER_GRACE_S = 5.0          # a process of the session still there this long
 POLL_S = 0.1
 RUN_MARK_ENV = "ESP_AT_ROBUSTNESS_RUN"   # in the environment of everything a scenario starts
 _live: set[int] = set()         # session leaders running now (killed if the runner is stopped)
-PASS, NOT_RUN = "PASS", "NOT RUN"
-DEVICE_FAULT, BROKEN, INTERRUPTED = "DEVICE FAULT", "BROKEN", "INTERRUPTED"
 PASSWORD_ENV = "ESP_AT_WIFI_PASSWORD"
 SESSION_STOPS = "the session stops"
 USAGE_ERROR = 4                       # pytest.ExitCode.USAGE_ERROR
@@ -299,7 +299,7 @@ def seen_verdict(record: dict) -> str:
     if record.get("outcome") == "passed":
         return PASS
     if record.get("outcome") == "skipped":
-        return "SKIPPED"
+        return SKIPPED
     return record.get("verdict") or "FAILED (no verdict)"
 
 
@@ -401,7 +401,7 @@ def check_matrix(records: list[dict], matrix: Path) -> list[str]:
             if len(tests_of[clause]) != 1 or clause not in rows:
                 continue
             row = rows[clause]
-            if row.startswith("KNOWN DEVIATION") or (verdict != DEVICE_FAULT and row == "FAIL"):
+            if row.startswith(KNOWN_DEVIATION) or (verdict != DEVICE_FAULT and row == FAIL):
                 reasons.append(f"matrix: {clause} reads {row!r} for a {verdict}")
     return reasons
 
