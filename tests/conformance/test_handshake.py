@@ -2,7 +2,6 @@
 by hand: status, subprotocol check, header case, large responses, and data right behind the 101.
 Each known deviation (KD-6, KD-7, KD-9) is labelled only when the device did what that deviation
 does."""
-import time
 
 import pytest
 
@@ -151,13 +150,12 @@ def test_message_right_behind_the_101_is_reported_at_once(at, ws_endpoint):
     greeting = b"hello right behind the handshake"
     ws_endpoint.on_connect_send(text=greeting)
     open_link(at, 0, ws_endpoint.url)
-    connected_at = time.monotonic()
-    try:
+    try:    # the wait's own bound is the clause's "at once"
         chunks = at.wait_ws_data(0, len(greeting), timeout=margins.AT_ONCE_S)
     except AssertionError:
         held_back(at, ws_endpoint, 0, len(greeting), "a greeting in the 101's TCP segment")
-    assert b"".join(chunks) == greeting
-    assert time.monotonic() - connected_at <= margins.AT_ONCE_S
+    assert b"".join(chunks) == greeting, (
+        f"the greeting sent behind the 101 came back as {b''.join(chunks)!r}")
 
 
 @pytest.mark.clause("WSOPEN.handshake.data_after")

@@ -206,15 +206,27 @@ def test_partial_line_is_kept_in_buffered():
     assert engine.buffered == b"abc"
 
 
+class _ScanCounter(bytearray):
+    """The engine's buffer, counting the bytes each search for a line end looks at."""
+    scanned = 0
+
+    def find(self, sub, start=0, *args):
+        self.scanned += len(self) - start
+        return super().find(sub, start, *args)
+
+
 def test_bytewise_feeding_is_linear():
     # The longest line the engine keeps, fed a byte at a time, must not rescan the whole buffer
-    # for every byte.
+    # for every byte: each search starts where the last one stopped.
     from esp_at.engine import MAX_LINE_BYTES
     engine = AtEngine()
+    engine._buffer = counter = _ScanCounter()
     for _ in range(MAX_LINE_BYTES):
         engine.receive_data(b"x")
     engine.receive_data(b"\r\n")
     assert engine.next_event() == Line(b"x" * MAX_LINE_BYTES)
+    assert counter.scanned <= 3 * MAX_LINE_BYTES, (
+        f"{counter.scanned} bytes searched for {MAX_LINE_BYTES} fed: the search starts over")
 
 
 def test_a_line_that_never_ends_is_cut_into_framing_errors():
