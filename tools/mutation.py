@@ -22,8 +22,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +32,11 @@ from pathlib import Path
 import pytest
 
 import spec
-from fixtures.verdicts import DEVICE_FAULT, NEW, class_of
+from fixtures.verdicts import DEVICE_FAULT, FAULT_CLASS, NEW, VIOLATION_CLASS
 from sim.defects import DEFECTS, Defect
+from tools.suite_run import FAILED, ROOT, SUITE, markdown_table, run_suite
+from tools.suite_run import pytest_argv as suite_argv
 
-ROOT = Path(__file__).resolve().parent.parent
-SUITE = "tests/conformance"
 RUN_TIMEOUT_S = {True: 300.0, False: 900.0}     # fast / full: a survivor runs the whole suite
 KILLED, SURVIVED, BROKEN, TIMED_OUT = "killed", "survived", "broken", "timed out"
 
@@ -124,64 +122,48 @@ def defect_profile(defect: Defect) -> str:
 
 
 def pytest_argv(run: Run, fast: bool, log: Path) -> list[str]:
-    argv = [sys.executable, "-m", "pytest", SUITE, "-q", "-p", "no:cacheprovider",
-            "--verdict-log", str(log), "--profile", run.profile]
-    if fast:
-        argv += ["-m", "not slow"]
+    device = ["--profile", run.profile]
+    extra = ["-m", "not slow"] if fast else []
     if run.name != "clean":
-        argv += ["-x", "--model-defect", run.name]
-        for clause in run.clauses:
-            argv += ["--clause-first", clause]
-    return argv
+        device += ["--model-defect", run.name]
+        extra = ["-x", *extra, *(a for clause in run.clauses for a in ("--clause-first", clause))]
+    return suite_argv(device=device, verdict_log=log, extra=extra)
 
 
 def execute(run: Run, fast: bool, workdir: Path, slow_tests: set[str]) -> Run:
     log = workdir / f"{run.name}-{run.profile}.jsonl"
-    output = workdir / f"{run.name}-{run.profile}.txt"
-    started = time.time()
-    try:
-        with open(output, "wb") as out:
-            proc = subprocess.run(pytest_argv(run, fast, log), cwd=ROOT, stdout=out,
-                                  stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S[fast],
-                                  env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        exit_code = proc.returncode
-    except subprocess.TimeoutExpired:
-        exit_code = None
-    run.wall_s = round(time.time() - started, 1)
-    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    run.tests_run = len(records)
-    failures = [r for r in records if r["outcome"] == "failed"]
-    tail = output.read_text(errors="replace").strip().splitlines()[-3:] if output.exists() else []
+    done = run_suite(pytest_argv(run, fast, log), output=workdir / f"{run.name}-{run.profile}.txt",
+                     timeout_s=RUN_TIMEOUT_S[fast], verdict_log=log)
+    run.wall_s = round(done.wall_s, 1)
+    run.tests_run = len(done.records)
+    failures = done.with_outcome(FAILED)
     if run.name == "clean":
-        run.outcome = "passed" if exit_code == 0 and not failures else "failed"
-        run.detail = "; ".join(f"{r['nodeid']} [{r['verdict']}]" for r in failures) or " ".join(tail)
+        run.outcome = "passed" if done.exit_code == 0 and not failures else "failed"
+        run.detail = ("; ".join(f"{r.nodeid} [{r.verdict}]" for r in failures)
+                      or " ".join(done.tail()))
         return run
     if failures:
         first = failures[0]
-        run.first_failure = first["nodeid"]
-        run.killed_by_slow_test = first["nodeid"] in slow_tests
-        run.failed_clause = first["failed_clause"]
-        run.reported_as = first["verdict"]
-        run.seconds_to_kill = round(first["time"] - started, 1)
-        run.outcome = KILLED if verdict_class(first) in CAUGHT else BROKEN
-        run.reported_right = run.outcome == KILLED and right_verdict(run, first["verdict"])
-        run.detail = first["message"].splitlines()[0][:200] if first["message"] else ""
-    elif exit_code is None:
+        run.first_failure = first.nodeid
+        run.killed_by_slow_test = first.nodeid in slow_tests
+        run.failed_clause = first.failed_clause
+        run.reported_as = first.verdict
+        run.seconds_to_kill = round(first.time - done.started, 1)
+        run.outcome = KILLED if first.verdict_class in CAUGHT else BROKEN
+        run.reported_right = run.outcome == KILLED and right_verdict(run, first.verdict)
+        run.detail = first.message.splitlines()[0][:200] if first.message else ""
+    elif done.timed_out:
         run.outcome = TIMED_OUT
         run.detail = f"no failure within {RUN_TIMEOUT_S[fast]:g} s"
     else:
-        run.outcome = SURVIVED if exit_code == 0 else BROKEN
-        run.detail = " ".join(tail)
+        run.outcome = SURVIVED if done.exit_code == 0 else BROKEN
+        run.detail = " ".join(done.tail())
     return run
 
 
 # The verdict classes that catch a defect (fixtures/verdicts.py): a clause broken, or the device
 # seen to misbehave (reboot, silence, flood...). A harness fault or an interruption catches nothing.
-CAUGHT = ("violation", "device fault")
-
-
-def verdict_class(record: dict) -> str:
-    return record.get("class") or class_of(record["verdict"])
+CAUGHT = (VIOLATION_CLASS, FAULT_CLASS)
 
 
 def right_verdict(run: Run, verdict: str) -> bool:
@@ -212,18 +194,21 @@ def matrix_markdown(runs: list[Run], the_plan: Plan, wall_s: float) -> str:
     slow_kills = [r.name for r in defects if r.killed_by_slow_test]
     if slow_kills and not the_plan.fast:
         lines += [f"- killed first by a slow test ({len(slow_kills)}): {', '.join(slow_kills)}", ""]
-    lines += ["", "| profile | clean run | defects | killed and filed right |", "|---|---|---|---|"]
+    per_profile = []
     for clean in cleans:
         mine = [r for r in defects if r.profile == clean.profile]
-        lines.append(f"| {clean.profile} | {clean.outcome} ({clean.tests_run} tests, "
-                     f"{clean.wall_s:g} s) | {len(mine)} | {sum(r.ok for r in mine)} |")
-    lines += ["", "| defect | profile | kd | outcome | reported as | right | first failing test | "
-              "its clause | to kill (s) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in defects:
-        slow = " (slow)" if r.killed_by_slow_test else ""
-        lines.append(f"| {r.name} | {r.profile} | {r.kd or ''} | {r.outcome} | {r.reported_as} | "
-                     f"{'yes' if r.reported_right else 'NO'} | {r.first_failure or r.detail}{slow} | "
-                     f"{r.failed_clause} | {'' if r.seconds_to_kill is None else r.seconds_to_kill} |")
+        per_profile.append((clean.profile, f"{clean.outcome} ({clean.tests_run} tests, "
+                            f"{clean.wall_s:g} s)", len(mine), sum(r.ok for r in mine)))
+    lines += [""] + markdown_table(
+        ("profile", "clean run", "defects", "killed and filed right"), per_profile)
+    lines += [""] + markdown_table(
+        ("defect", "profile", "kd", "outcome", "reported as", "right", "first failing test",
+         "its clause", "to kill (s)"),
+        ((r.name, r.profile, r.kd or "", r.outcome, r.reported_as,
+          "yes" if r.reported_right else "NO",
+          (r.first_failure or r.detail) + (" (slow)" if r.killed_by_slow_test else ""),
+          r.failed_clause, "" if r.seconds_to_kill is None else r.seconds_to_kill)
+         for r in defects))
     return "\n".join(lines) + "\n"
 
 

@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import spec
 from fixtures.verdicts import NOT_IN_PROFILE, PASS
 from results import matrix
+from tools.suite_run import ROOT, markdown_table, pytest_argv, read_junit, run_suite
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = {True: 900.0, False: 1800.0}
 
 
@@ -56,31 +52,24 @@ def run_profile(name: str, fast: bool, jobs: int, out: Path) -> ProfileRun:
     result = ProfileRun(name, clauses=sum(the_spec.has(c, name) for c in the_spec.clauses))
     folder = out / "profiles" / name
     folder.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider",
-            "--profile", "auto", "--model-profile", name, "--junitxml", str(folder / "junit.xml"),
-            "--alluredir", str(folder / "allure-results"), "--clean-alluredir"]
-    if jobs > 1:
-        argv += ["-n", str(jobs)]
-    if fast:
-        argv += ["-m", "not slow"]
-    started = time.time()
-    try:
-        with open(folder / "output.txt", "wb") as output:
-            proc = subprocess.run(argv, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-                                  timeout=RUN_TIMEOUT_S[fast], env=dict(os.environ,
-                                                                        PYTHONPATH=str(ROOT)))
-        result.exit_code = proc.returncode
-    except subprocess.TimeoutExpired:
+    argv = pytest_argv(device=("--profile", "auto", "--model-profile", name),
+                       junit=folder / "junit.xml", alluredir=folder / "allure-results",
+                       workers=jobs if jobs > 1 else 0,
+                       extra=("--clean-alluredir", *(("-m", "not slow") if fast else ())))
+    done = run_suite(argv, output=folder / "output.txt", timeout_s=RUN_TIMEOUT_S[fast])
+    result.exit_code = done.exit_code
+    if done.timed_out:
         result.detail = f"no end within {RUN_TIMEOUT_S[fast]:g} s"
-    result.wall_s = round(time.time() - started, 1)
-    junit = folder / "junit.xml"
-    if junit.exists():
-        suite = ET.parse(junit).getroot()
-        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-        result.tests = int(suite.get("tests", 0))
-        result.failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        result.skipped = int(suite.get("skipped", 0))
-        result.passed = result.tests - result.failed - result.skipped
+    result.wall_s = round(done.wall_s, 1)
+    if (folder / "junit.xml").exists():
+        try:
+            junit = read_junit(folder / "junit.xml")
+        except ValueError as exc:
+            result.detail = result.detail or str(exc)
+        else:
+            result.tests, result.skipped = junit.tests, junit.skipped
+            result.failed = junit.failures + junit.errors
+            result.passed = result.tests - result.failed - result.skipped
     try:
         record = matrix.load(folder)
     except ValueError as exc:
@@ -92,19 +81,17 @@ def run_profile(name: str, fast: bool, jobs: int, out: Path) -> ProfileRun:
     result.clauses_passed = verdicts.count(PASS)
     result.clauses_not_in_profile = verdicts.count(NOT_IN_PROFILE)
     if not result.ok and not result.detail:
-        tail = (folder / "output.txt").read_text(errors="replace").strip().splitlines()[-3:]
-        result.detail = " ".join(tail)
+        result.detail = " ".join(done.tail())
     return result
 
 
 def markdown(runs: list[ProfileRun], fast: bool) -> str:
-    lines = [f"# The suite on every profile's model ({'fast' if fast else 'full'})", "",
-             "| profile | clauses | tests | passed | skipped | failed | wall time | auto picked | ok |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        lines.append(f"| {r.profile} | {r.clauses} | {r.tests} | {r.passed} | {r.skipped} | "
-                     f"{r.failed} | {r.wall_s:.0f} s | {r.picked} ({r.picked_why}) | "
-                     f"{'yes' if r.ok else 'NO: ' + r.detail} |")
+    lines = [f"# The suite on every profile's model ({'fast' if fast else 'full'})", ""]
+    lines += markdown_table(
+        ("profile", "clauses", "tests", "passed", "skipped", "failed", "wall time", "auto picked",
+         "ok"),
+        ((r.profile, r.clauses, r.tests, r.passed, r.skipped, r.failed, f"{r.wall_s:.0f} s",
+          f"{r.picked} ({r.picked_why})", "yes" if r.ok else "NO: " + r.detail) for r in runs))
     return "\n".join(lines) + "\n"
 
 

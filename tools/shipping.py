@@ -15,39 +15,35 @@ Writes reports/shipping/shipping.md and each run's JUnit, verdict log and matrix
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from fixtures.expectations import load
+from fixtures.verdicts import UNEXPECTED_PASS
+from sim.library import LIBRARIES
+from tools.suite_run import (FAILED, PASSED, SKIPPED_OUTCOME, XFAILED, VerdictRecord,
+                             markdown_table, pytest_argv, run_suite)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPECTATIONS = "expectations/esp-at-shipping.toml"
 OUT = PROJECT_ROOT / "reports" / "shipping"
 RUN_TIMEOUT_S = 1500.0               # a hung run is a failure of this check, not a CI timeout
+TIMED_OUT_CODE = -1                  # the exit this report gives a run killed at the bound
 
 
-def run(name: str, extra: list[str], workers: str) -> tuple[int, list[dict], float, str]:
+def run(name: str, extra: list[str], workers: str) -> tuple[int, list[VerdictRecord], float, str]:
     out = OUT / name
     out.mkdir(parents=True, exist_ok=True)
     log = out / "verdicts.jsonl"
-    argv = [sys.executable, "-m", "pytest", "tests/conformance", "--firmware", "shipping",
-            "-p", "no:cacheprovider", "-q", "--verdict-log", str(log),
-            "--junitxml", str(out / "junit.xml"), *extra]
-    if workers != "0":
-        argv += ["-n", workers]
-    started = time.monotonic()
-    try:
-        done = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT_S)
-        code, stdout = done.returncode, done.stdout + done.stderr
-    except subprocess.TimeoutExpired as exc:
-        code, stdout = -1, f"timed out after {RUN_TIMEOUT_S:g} s\n{exc.stdout or ''}"
-    (out / "stdout.txt").write_text(stdout)
-    records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return code, records, time.monotonic() - started, stdout
+    argv = pytest_argv(device=("--firmware", "shipping"), verdict_log=log,
+                       junit=out / "junit.xml", workers=workers, extra=extra)
+    done = run_suite(argv, output=out / "stdout.txt", timeout_s=RUN_TIMEOUT_S, verdict_log=log)
+    stdout = done.output_text()
+    if done.timed_out:
+        stdout = f"timed out after {RUN_TIMEOUT_S:g} s\n{stdout}"
+        (out / "stdout.txt").write_text(stdout)
+    code = TIMED_OUT_CODE if done.exit_code is None else done.exit_code
+    return code, list(done.records), done.wall_s, stdout
 
 
 def kd_for(nodeid: str, entries) -> str | None:
@@ -55,23 +51,23 @@ def kd_for(nodeid: str, entries) -> str | None:
     return next((e.kd for e in entries if e.matches(nodeid)), None)
 
 
-def check_with(code: int, records: list[dict], entries) -> list[str]:
+def check_with(code: int, records: list[VerdictRecord], entries) -> list[str]:
     problems = [] if code == 0 else [f"exit status {code}, not 0"]
     for r in records:
-        if r["outcome"] == "failed":
-            problems.append(f"{r['nodeid']} failed ({r['verdict']})")
-        elif r["outcome"] == "xfailed" and kd_for(r["nodeid"], entries) != r["verdict"]:
-            problems.append(f"{r['nodeid']} was an expected failure as {r['verdict']}, the file "
-                            f"says {kd_for(r['nodeid'], entries)}")
-    xfailed = [r["nodeid"] for r in records if r["outcome"] == "xfailed"]
+        if r.outcome == FAILED:
+            problems.append(f"{r.nodeid} failed ({r.verdict})")
+        elif r.outcome == XFAILED and kd_for(r.nodeid, entries) != r.verdict:
+            problems.append(f"{r.nodeid} was an expected failure as {r.verdict}, the file "
+                            f"says {kd_for(r.nodeid, entries)}")
+    xfailed = [r.nodeid for r in records if r.outcome == XFAILED]
     problems += [f"{e.test} is listed but was not an expected failure" for e in entries
                  if not any(e.matches(nodeid) for nodeid in xfailed)]
     return problems
 
 
-def check_without(code: int, records: list[dict], entries) -> list[str]:
+def check_without(code: int, records: list[VerdictRecord], entries) -> list[str]:
     problems = [] if code == 1 else [f"exit status {code}, not 1"]
-    failed = {r["nodeid"]: r["verdict"] for r in records if r["outcome"] == "failed"}
+    failed = {r.nodeid: r.verdict for r in records if r.outcome == FAILED}
     for nodeid, verdict in failed.items():
         kd = kd_for(nodeid, entries)
         if kd is None:
@@ -83,13 +79,11 @@ def check_without(code: int, records: list[dict], entries) -> list[str]:
     return problems
 
 
-def check_fixed_library(code: int, records: list[dict], entries) -> list[str]:
-    from fixtures.verdicts import UNEXPECTED_PASS
-    from sim.library import LIBRARIES
+def check_fixed_library(code: int, records: list[VerdictRecord], entries) -> list[str]:
     fixed = set(LIBRARIES[NEWEST].fixed)
     problems = [] if code == 1 else [f"exit status {code}, not 1"]
-    failed = {r["nodeid"]: r["verdict"] for r in records if r["outcome"] == "failed"}
-    xfailed = {r["nodeid"] for r in records if r["outcome"] == "xfailed"}
+    failed = {r.nodeid: r.verdict for r in records if r.outcome == FAILED}
+    xfailed = {r.nodeid for r in records if r.outcome == XFAILED}
     for nodeid, verdict in failed.items():
         kd = kd_for(nodeid, entries)
         if kd not in fixed or verdict != UNEXPECTED_PASS:
@@ -121,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = checker(code, records, expectations.entries) if records else \
             [f"no verdict log (exit {code}): {stdout[-1500:]}"]
         failures += bool(problems)
-        counts = {o: sum(1 for r in records if r["outcome"] == o)
-                  for o in ("passed", "failed", "xfailed", "skipped")}
+        counts = {o: sum(1 for r in records if r.outcome == o)
+                  for o in (PASSED, FAILED, XFAILED, SKIPPED_OUTCOME)}
         rows.append((name, code, took, counts, problems))
         verdict = "as it must be" if not problems else "WRONG: " + "; ".join(problems[:10])
         print(f"shipping firmware, {name.replace('-', ' ')}: exit {code} in {took:.0f} s, "
@@ -130,16 +124,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{counts['failed']} failed: {verdict}", flush=True)
         if checker is check_fixed_library and not problems:
             print("  the suite noticed the fixed library: " + "; ".join(
-                f"{r['nodeid']} {r['verdict']}" for r in records if r["outcome"] == "failed"),
+                f"{r.nodeid} {r.verdict}" for r in records if r.outcome == FAILED),
                 flush=True)
     lines = ["# Shipping firmware against its expectations", "",
-             f"`{EXPECTATIONS}`: {len(expectations.entries)} expected failures of {expectations.line}.", "",
-             "| run | exit | time | passed | expected failures | failed | verdict |",
-             "|---|---|---|---|---|---|---|"]
-    for name, code, took, counts, problems in rows:
-        lines.append(f"| {name} | {code} | {took:.0f} s | {counts['passed']} | "
-                     f"{counts['xfailed']} | {counts['failed']} | "
-                     f"{'as it must be' if not problems else '; '.join(problems[:5])} |")
+             f"`{EXPECTATIONS}`: {len(expectations.entries)} expected failures of {expectations.line}.", ""]
+    lines += markdown_table(
+        ("run", "exit", "time", "passed", "expected failures", "failed", "verdict"),
+        ((name, code, f"{took:.0f} s", counts[PASSED], counts[XFAILED], counts[FAILED],
+          "as it must be" if not problems else "; ".join(problems[:5]))
+         for name, code, took, counts, problems in rows))
     (OUT / "shipping.md").write_text("\n".join(lines) + "\n")
     return 1 if failures else 0
 

@@ -7,7 +7,7 @@ stories, attachments of failed tests) are written too.
 The value is given as the suite takes it, through $ESP_AT_WS_AUTH_SECRET, in a Digest-style form
 with quotes and commas (RFC 7235 auth-params), which the AT command line escapes (`\\"`, `\\,`): the
 device's echo of the line then carries it in another form than the header does. It is searched for
-plainly, URL-encoded, hex and base64 (tools/robustness.py `find_secret`), and in parts: any
+plainly, URL-encoded, hex and base64 (tools/robustness/judge.py `find_secret`), and in parts: any
 16 characters of its random token, so that a value cut in two (across two reads of the AT port,
 or by a device that truncates it) is found as well."""
 from __future__ import annotations
