@@ -1,10 +1,11 @@
-"""The AT client: the sans-IO engine plus one serial connection, read by a thread.
+"""The AT client: the sans-IO exchange (esp_at/exchange.py) plus one serial connection, read by
+a thread. The client only writes, waits and keeps.
 
-The reader thread feeds every byte to the engine as it arrives and sorts the events: URCs go to a
-queue that tests await with timeouts; everything else belongs to the command in flight. A line
-that is neither (an undocumented URC, an info line the command does not print, +WS_DATA for a
-link that is not open, a `ready` nobody asked for) is kept as unexpected output, which fails the
-test it appears in. Every failure names what was sent, what was expected and the exact bytes
+The reader thread feeds every byte to the exchange as it arrives, which decides what each event
+is: URCs go to a queue that tests await with timeouts; the command in flight's answer is filled
+in; output nobody asked for (an undocumented URC, an info line the command does not print,
++WS_DATA for a link that is not open, a `ready` nobody asked for) is kept as unexpected output,
+which fails the test it appears in. Every failure names what was sent, what was expected and the exact bytes
 that came back.
 
 Whatever the device sends, the client's memory is bounded: the URC queue, the unexpected output,
@@ -18,17 +19,16 @@ import contextlib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable
 
 import serial
 
-from .commands import documented_info_line, quote, wsopen_listing
+from .commands import quote
 from .engine import AtEngine
-from .errors import (DeviceBusy, DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted,
-                     DeviceSilent, DeviceViolation, PortClosed)
-from .events import (BAD_WS_DATA_TRAILER, SYSTEM_MESSAGES, Busy, Echo, ErrCode, Event, Final,
-                     FramingError, Line, Prompt, Ready, Urc, WsData)
+from .errors import (DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted, DeviceSilent,
+                     DeviceViolation, PortClosed)
+from .events import Event, Ready, Urc, WsData
+from .exchange import BUSY_PAUSE_S, RESPONSE_LINES_KEPT, Exchange, Response  # noqa: F401
 from .redaction import Redactions
 from .serial_port import open_at_port
 from .transcript import Transcript
@@ -38,57 +38,9 @@ RX_KEPT_BYTES = 256 * 1024     # received bytes kept for failure messages
 URC_QUEUE_BYTES = 4 * 1024 * 1024   # queued +WS_DATA: far above any test's message, far below RAM
 URC_HISTORY_KEPT = 2000        # URCs of a test kept for its checks (the first ones)
 UNEXPECTED_KEPT = 50           # unexpected lines kept per test; the rest are counted
-RESPONSE_LINES_KEPT = 1000     # information lines kept per command; the rest are counted
-BUSY_RETRIES = 2               # ESP-AT drops a command it answers `busy p...`: sending it again
-BUSY_PAUSE_S = 0.2             # is safe, after the device had time to finish what it was doing
+BUSY_RETRIES = 2               # a command answered `busy p...` is sent again this often
 REOPEN_POLL_S = 0.5
 URC_TYPES = (Urc, WsData, Ready)
-OPENS_LINK, ENDS_LINK = b"+WS_CONNECTED", (b"+WS_DISCONNECTED", b"+WS_CLOSED")
-
-
-@dataclass
-class Response:
-    """What the device answered to one command."""
-    command: bytes
-    lines: list[bytes] = field(default_factory=list)
-    final: bytes | None = None          # None when the device said busy
-    echoed: bool = False
-    busy: bool = False
-    err_code: int | None = None
-    prompt: bool = False                # data-mode commands: the '>' prompt came
-    accepted: bool = False              # data-mode commands: OK came before the prompt
-    received: bytes = b""               # every byte that arrived while the command ran
-    data_sent_at: float | None = None   # data-mode commands: when the payload was written
-    final_at: float | None = None       # when the final result code arrived
-    busy_after_data: int = 0            # data-mode commands: busy p... for bytes past <length>
-    busy_retries: int = 0               # times it was sent again after `busy p...`
-    lines_dropped: int = 0              # information lines past RESPONSE_LINES_KEPT
-    clauses: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.final == b"OK"
-
-    def expect(self, final: bytes = b"OK", lines: list[bytes] | None = None) -> "Response":
-        """Fail with a transcript unless the final result (and, if given, the lines) match."""
-        if self.busy:
-            raise self.busy_fault(expected=f"final {final!r}")
-        if self.final != final or (lines is not None and self.lines != lines):
-            wanted = f"final {final!r}" + (f" after lines {lines!r}" if lines is not None else "")
-            got = f"final {self.final!r}, lines {self.lines!r}"
-            raise DeviceViolation(what=f"wrong response to {self.command!r} ({got})",
-                                  sent=self.command + b"\r\n", expected=wanted,
-                                  received=self.received, clauses=self.clauses)
-        return self
-
-    def busy_fault(self, expected: str = "an answer") -> DeviceBusy:
-        """`busy p...` to every try: the device stayed busy with something the test never
-        asked for."""
-        return DeviceBusy(what=f"the device answered {self.command!r} with `busy p...` "
-                               f"{self.busy_retries + 1} time(s), {BUSY_PAUSE_S:g} s apart: it "
-                               f"stayed busy with something no command of the test asked for",
-                          sent=self.command + b"\r\n", expected=expected,
-                          received=self.received, clauses=self.clauses)
 
 
 class AtClient:
@@ -99,18 +51,16 @@ class AtClient:
         self.url = url                           # to reopen the port when it drops
         self._baudrate = baudrate
         self._cond = threading.Condition()
-        self._responses: deque[Event] = deque()
         self._urcs: deque[Event] = deque()
         self._urc_bytes = 0                      # +WS_DATA bytes in self._urcs
         self.urc_history: list[Event] = []       # URCs since begin_test, consumed or not
         self.urc_times: list[float] = []         # when each of urc_history arrived
         self.unexpected: list[tuple[float, bytes, str]] = []  # (time, raw bytes, where)
-        self.open_links: set[int] = set()        # +WS_CONNECTED seen, no end of link since
         self.clauses: tuple[str, ...] = ()       # the clauses under test, named in failures
         self.commands_sent: list[bytes] = []     # command lines since begin_test
         self._recording = True
         self.redactions = Redactions()           # secrets never recorded (see redact)
-        self._engine = AtEngine()
+        self._exchange = Exchange()
         self._reset_test_state()
         self._attach(port)
 
@@ -122,13 +72,13 @@ class AtClient:
         """A fresh engine and reader on `port` (at start, and when the port is reopened); the
         +WS_DATA formats the device was given stay (a port drop does not reset the device)."""
         self._port = port
-        self._engine = AtEngine(formats=self._engine.data_formats)
+        # A fresh engine and no command in flight; the links' formats and states stay.
+        old = self._exchange
+        self._exchange = Exchange(AtEngine(formats=old.engine.data_formats))
+        self._exchange.open_links = old.open_links
         self._rx = bytearray()
         self._arrived = time.monotonic()         # when the last bytes came (event times)
         self._rx_base = 0                        # stream offset of self._rx[0]
-        self._command_open = False               # written, final result not yet received
-        self._prompted = False                   # the command in flight got its '>' prompt
-        self._rebooting = False                  # a reboot was asked for, `ready` not yet seen
         self._reader_error: BaseException | None = None
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_forever, name="at-reader", daemon=True)
@@ -182,48 +132,25 @@ class AtClient:
             del self._rx[:cut]
             self._rx_base += cut
         self._record("<<", data)
-        for event in self._engine.feed(data):
-            if isinstance(event, Prompt):
-                self._prompted = True
-            if isinstance(event, Ready):
-                self.open_links.clear()          # a boot closes every link
-                if not self._rebooting:
-                    self.rebooted_at = time.monotonic()
-                    self._note_unexpected(b"ready\r\n", "nobody asked for a reset: the device "
-                                                        "rebooted")
-                    if self._command_open:
-                        self._responses.append(event)   # ends the command in flight: see _collect
-                self._rebooting = False
-            elif isinstance(event, Final) and not self._command_open:
-                self._note_unexpected(event.result + b"\r\n", "a final result outside any "
-                                                              "command")
-            if isinstance(event, URC_TYPES):
-                self._note_urc(event)
-            elif isinstance(event, Line) and not self._command_open:
-                if not self._rebooting and event.line not in SYSTEM_MESSAGES:
-                    self._note_unexpected(event.raw, "outside any command")
-            elif isinstance(event, FramingError) and not self._command_open:
-                # A +WS_DATA in the wrong form fails the test's clause (as output nobody asked
-                # for), it does not make the test's verdict moot; other broken framing does.
-                if event.detail != BAD_WS_DATA_TRAILER:
-                    self.garbage_seen = True
-                self._note_unexpected(event.raw, f"broken framing ({event.detail})")
-            else:
-                self._responses.append(event)
-                if self._ends_command(event):
-                    self._command_open = False
+        for routed in self._exchange.receive(data, self._arrived):
+            route = routed.route
+            if route.reboot:
+                self.rebooted_at = time.monotonic()
+            if route.garbage:
+                self.garbage_seen = True
+            for note in routed.notes:
+                self._note_unexpected(note.raw, note.where, text=note.text)
+            if route.urc:
+                self._note_urc(routed.event)
+
+    @property
+    def open_links(self) -> set[int]:
+        """Links the device reported open (+WS_CONNECTED, or state 2 in AT+WSOPEN?), not ended
+        since."""
+        return self._exchange.open_links
 
     def _note_urc(self, event: Event) -> None:
-        if isinstance(event, Urc):
-            if event.name == OPENS_LINK:
-                self.open_links.add(event.link_id)
-            elif event.name in ENDS_LINK:
-                self.open_links.discard(event.link_id)
-        elif isinstance(event, WsData):
-            if event.link_id not in self.open_links:
-                self._note_unexpected(event.header + event.data[:64] + b"...",
-                                      f"+WS_DATA for link {event.link_id}, which is not open",
-                                      text=False)
+        if isinstance(event, WsData):
             self._urc_bytes += len(event.data)
             while self._urc_bytes > URC_QUEUE_BYTES and self._urcs:
                 dropped = self._urcs.popleft()
@@ -234,13 +161,6 @@ class AtClient:
         if len(self.urc_history) < URC_HISTORY_KEPT:
             self.urc_history.append(event)
             self.urc_times.append(self._arrived)
-
-    def _ends_command(self, event: Event) -> bool:
-        """A final result, except the OK that precedes a data prompt; `busy p...` before the
-        prompt (after it, busy answers extra input while the data is being sent)."""
-        if isinstance(event, Busy):
-            return not self._prompted
-        return isinstance(event, Final) and not event.before_prompt
 
     def _note_unexpected(self, raw: bytes, where: str, text: bool = True) -> None:
         """`text`: the bytes should be text (a line), so bytes that are not make it garbage."""
@@ -344,9 +264,6 @@ class AtClient:
                 return None
             self._cond.wait(remaining)
 
-    def _next_response(self) -> Event | None:
-        return self._responses.popleft() if self._responses else None
-
     # ---- commands --------------------------------------------------------------------------
 
     def cmd(self, command: str | bytes, timeout: float = COMMAND_TIMEOUT_S,
@@ -396,22 +313,18 @@ class AtClient:
     def _running(self, command: str | bytes, expects_prompt: bool):
         """Write a command line; while it runs, framing errors belong to it (they fail it)."""
         with self._cond:
-            self._responses.clear()              # stray lines from before belong to nobody
-            data = self._engine.command(command, expects_prompt=expects_prompt)
-            response = Response(command=self.redactions.apply(data[:-2]), clauses=self.clauses)
+            data, response = self._exchange.start(command, expects_prompt=expects_prompt,
+                                                  clauses=self.clauses)
+            response.command = self.redactions.apply(response.command)
             if self._recording:                  # an unrecorded command holds a secret
                 self.commands_sent.append(response.command)
             start = self._rx_offset
-            self._command_open = True
-            self._prompted = False
-            if response.command.upper().startswith(b"AT+RST"):
-                self._rebooting = True           # boot output until `ready` is expected
         try:
             self._write(data)
             yield response, start
         finally:
             with self._cond:
-                self._command_open = False
+                self._exchange.give_up()         # over, or no longer waited for
 
     def _collect(self, response: Response, start: int, timeout: float, until_prompt: bool) -> None:
         """Fill `response` from response events until a final result (or the prompt)."""
@@ -420,67 +333,38 @@ class AtClient:
 
     def _collect_locked(self, response: Response, start: int, deadline: float, timeout: float,
                         until_prompt: bool) -> None:
-        while True:
-            event = self._wait_for(self._next_response, deadline)
-            response.received = self._received_since(start)
-            if isinstance(event, Line) and len(response.lines) >= RESPONSE_LINES_KEPT:
-                response.lines_dropped += 1
-                continue
-            if event is None:
-                expected = "the '>' prompt" if until_prompt else "a final result code"
-                missing = self._engine.payload_missing
-                if missing:                      # the answer went into a +WS_DATA payload
-                    self.garbage_seen = True
-                    raise DeviceGarbage(
-                        what=f"no answer to {response.command!r} within {timeout:g} s: the "
-                             f"device printed a +WS_DATA header whose payload never came, so "
-                             f"its output since is read as that payload ({missing} bytes still "
-                             f"missing)", sent=response.command + b"\r\n", expected=expected,
-                        received=response.received, clauses=response.clauses)
-                raise DeviceSilent(what=f"no answer to {response.command!r} within {timeout:g} s",
-                                   sent=response.command + b"\r\n", expected=expected,
-                                   received=response.received, clauses=response.clauses)
-            if isinstance(event, Echo):
-                response.echoed = True
-            elif isinstance(event, Line):
-                response.lines.append(event.line)
-                listed = wsopen_listing(event.line)
-                if listed and listed[1] == 2:    # state 2: a link the device holds open
-                    self.open_links.add(listed[0])
-                if (event.line not in SYSTEM_MESSAGES
-                        and not documented_info_line(response.command, event.line)):
-                    self._note_unexpected(event.raw, f"in the answer to {response.command!r}")
-            elif isinstance(event, ErrCode):
-                response.err_code = event.code
-            elif isinstance(event, Busy):
-                if response.prompt:
-                    response.busy_after_data += 1   # the answer to input past <length>
-                    continue
-                response.busy = True
-                return
-            elif isinstance(event, FramingError):
+        """Wait until the exchange has the command's answer (or its prompt); fail with the story
+        when it was cut short or never came."""
+        def answered() -> Response | None:
+            return response if response.over or (until_prompt and response.prompt) else None
+
+        done = self._wait_for(answered, deadline)
+        response.received = self._received_since(start)
+        if done is None:
+            expected = "the '>' prompt" if until_prompt else "a final result code"
+            missing = self._exchange.payload_missing
+            if missing:                          # the answer went into a +WS_DATA payload
                 self.garbage_seen = True
-                raise DeviceGarbage(what=f"broken framing while running {response.command!r}: "
-                                         f"{event.detail}", sent=response.command + b"\r\n",
-                                    expected="well-formed AT output",
-                                    received=response.received, clauses=response.clauses)
-            elif isinstance(event, Ready):
-                raise DeviceRebooted(what=f"the device rebooted while running "
-                                          f"{response.command!r}",
-                                     sent=response.command + b"\r\n",
-                                     expected="an answer, not a reboot",
-                                     received=response.received, clauses=response.clauses)
-            elif isinstance(event, Prompt):
-                response.prompt = True
-                if until_prompt:
-                    return
-            elif isinstance(event, Final):
-                if until_prompt and event.result == b"OK":
-                    response.accepted = True     # the OK that precedes '>'
-                    continue
-                response.final = event.result
-                response.final_at = self._arrived
-                return
+                raise DeviceGarbage(
+                    what=f"no answer to {response.command!r} within {timeout:g} s: the "
+                         f"device printed a +WS_DATA header whose payload never came, so "
+                         f"its output since is read as that payload ({missing} bytes still "
+                         f"missing)", sent=response.command + b"\r\n", expected=expected,
+                    received=response.received, clauses=response.clauses)
+            raise DeviceSilent(what=f"no answer to {response.command!r} within {timeout:g} s",
+                               sent=response.command + b"\r\n", expected=expected,
+                               received=response.received, clauses=response.clauses)
+        if isinstance(response.ended_by, Ready):
+            raise DeviceRebooted(what=f"the device rebooted while running {response.command!r}",
+                                 sent=response.command + b"\r\n",
+                                 expected="an answer, not a reboot",
+                                 received=response.received, clauses=response.clauses)
+        if response.ended_by is not None:
+            raise DeviceGarbage(what=f"broken framing while running {response.command!r}: "
+                                     f"{response.ended_by.detail}",
+                                sent=response.command + b"\r\n",
+                                expected="well-formed AT output",
+                                received=response.received, clauses=response.clauses)
 
     def write_raw(self, data: bytes) -> None:
         """Bytes straight to the port, for tests of malformed input."""
@@ -570,8 +454,7 @@ class AtClient:
     def drain(self) -> list[Event]:
         """Drop whatever is queued (responses and URCs); returns it."""
         with self._cond:
-            dropped = list(self._responses) + list(self._urcs)
-            self._responses.clear()
+            dropped = list(self._urcs)
             self._urcs.clear()
             self._urc_bytes = 0
             return dropped
@@ -600,7 +483,7 @@ class AtClient:
         """A reset is about to be triggered from outside the AT port (the reset line): its
         `ready` is asked for."""
         with self._cond:
-            self._rebooting = True
+            self._exchange.expect_reboot()
 
     def end_of_test(self) -> None:
         """The test is over: what the suite's restore does (resets included) is not the
@@ -613,8 +496,7 @@ class AtClient:
         """Forget any half-read framing (a +WS_DATA whose bytes never came would swallow every
         later line, `ready` included): a fresh engine starts at the next byte. For recovery."""
         with self._cond:
-            self._engine = AtEngine(formats=self._engine.data_formats)
-            self._responses.clear()
+            self._exchange.engine = AtEngine(formats=self._exchange.engine.data_formats)
             self._transcript.append(time.monotonic(), "--", b"engine resynchronised")
 
     def note(self, text: str) -> None:
@@ -659,7 +541,6 @@ class AtClient:
                 time.sleep(REOPEN_POLL_S)
                 continue
             with self._cond:
-                self._responses.clear()
                 self._attach(port)
                 self._transcript.append(time.monotonic(), "--", b"AT port reopened")
             return True

@@ -33,6 +33,7 @@ import spec
 from .commands import wsdatafmt_of
 from .events import (BAD_WS_DATA_TRAILER, FINAL_RESULTS, LINK_URCS, Busy, Echo, ErrCode, Event,
                      Final, FramingError, Line, Prompt, Ready, Urc, WsData)
+from .receive_buffer import ReceiveBuffer
 
 
 class _NeedData:
@@ -95,8 +96,7 @@ class AtEngine:
     """
 
     def __init__(self, *, formats: Mapping[int, tuple[int, int]] | None = None) -> None:
-        self._buffer = bytearray()
-        self._searched = 0          # bytes of the current line already searched for LF
+        self._buffer = ReceiveBuffer()
         self._events: deque[Event] = deque()
         self._echo_expected: bytes | None = None
         self._awaiting_prompt = False
@@ -148,18 +148,21 @@ class AtEngine:
     # ---- what the device sends -----------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        self._buffer += data
-        while self._step():
-            pass
+        self._buffer.feed(data)
 
     def next_event(self) -> Event | _NeedData:
+        """The next event the bytes received make, read only now (as h11 does): whoever owns
+        the command cycle may change `awaiting_prompt` between two events."""
+        while not self._events and self._step():
+            pass
         return self._events.popleft() if self._events else NEED_DATA
 
     def feed(self, data: bytes) -> list[Event]:
         """receive_data, then every event that is ready."""
         self.receive_data(data)
-        events = list(self._events)
-        self._events.clear()
+        events = []
+        while (event := self.next_event()) is not NEED_DATA:
+            events.append(event)
         return events
 
     @property
@@ -169,7 +172,13 @@ class AtEngine:
 
     @property
     def awaiting_prompt(self) -> bool:
+        """A '>' at a line's start is the data prompt (else it starts a line). `command` sets
+        it; the command cycle's owner (esp_at/exchange.py) sets it from its phase."""
         return self._awaiting_prompt
+
+    @awaiting_prompt.setter
+    def awaiting_prompt(self, value: bool) -> None:
+        self._awaiting_prompt = value
 
     @property
     def payload_missing(self) -> int:
@@ -180,33 +189,40 @@ class AtEngine:
 
     # ---- readers: each returns True when it consumed something --------------------------
 
-    def _step(self) -> bool:
+    @property
+    def reader(self) -> str:
+        """The reader state: what the next bytes are (module docstring)."""
         if self._payload_trailer:
-            return self._read_payload_trailer()
+            return TRAILER
         if self._payload is not None:
-            return self._read_payload()
-        if self._searched == 0 and self._bad_line is None:
-            handled = self._read_line_start()
-            if handled is not None:
-                return handled
-        return self._read_line()
+            return PAYLOAD
+        if self._buffer.in_line or self._bad_line is not None:
+            return LINE
+        return LINE_START
 
-    def _read_line_start(self) -> bool | None:
+    def _step(self) -> bool:
+        return _READERS[self.reader](self)
+
+    def _read_line_start(self) -> bool:
+        handled = self._line_start()
+        return self._read_line() if handled is None else handled
+
+    def _line_start(self) -> bool | None:
         """True/False when the start of the buffer was handled here; None to read a plain line."""
         buf = self._buffer
         if not buf:
             return False
         first = buf[0]
         if first == 0x0A:                       # an empty line, or the LF of one
-            del buf[:1]
+            buf.drop(1)
             return True
         if first == 0x0D:
             if len(buf) == 1:
                 return False                     # CR alone: wait to see what follows
-            del buf[:2 if buf[1] == 0x0A else 1]
+            buf.drop(2 if buf[1] == 0x0A else 1)
             return True
         if first == ord(">") and self._awaiting_prompt:
-            del buf[:1]
+            buf.drop(1)
             self._awaiting_prompt = False
             self._events.append(Prompt())
             return True
@@ -229,7 +245,7 @@ class AtEngine:
             self._bad_line = parsed
             return True
         self._payload = parsed
-        del buf[:len(parsed.header)]
+        buf.drop(len(parsed.header))
         return True
 
     def _parse_header(self) -> _Payload | str | None:
@@ -269,7 +285,7 @@ class AtEngine:
         return _Payload(link_id, length, header, values, bool(mask >> CRLF_BIT & 1))
 
     @staticmethod
-    def _number(buf: bytearray, pos: int, name: str) -> tuple[int, int] | str | None:
+    def _number(buf: ReceiveBuffer, pos: int, name: str) -> tuple[int, int] | str | None:
         """The decimal field `name` at `pos`, ended by a comma: (value, position after the comma),
         None when the bytes so far may still become one, MALFORMED when they cannot."""
         max_digits, max_value = _NUMBERS[name]
@@ -290,8 +306,7 @@ class AtEngine:
         payload = self._payload
         if len(self._buffer) < payload.length:
             return False
-        data = bytes(self._buffer[:payload.length])
-        del self._buffer[:payload.length]
+        data = self._buffer.take(payload.length)
         self._payload = None
         self._payload_trailer = payload.crlf
         values = payload.values
@@ -309,7 +324,7 @@ class AtEngine:
                 return self._bad_trailer()
             return False
         if buf[:2] == b"\r\n":
-            del buf[:2]
+            buf.drop(2)
             self._payload_trailer = False
             return True
         return self._bad_trailer()
@@ -323,22 +338,17 @@ class AtEngine:
 
     def _read_line(self) -> bool:
         buf = self._buffer
-        end = buf.find(b"\n", self._searched)
+        end = buf.line_end()
         if end < 0:
             if len(buf) > MAX_LINE_BYTES:        # garbage with no line end: do not hoard it
-                raw = bytes(buf[:MAX_LINE_BYTES])
-                del buf[:MAX_LINE_BYTES]
-                self._searched = 0
+                raw = buf.take(MAX_LINE_BYTES)
                 detail = f"more than {MAX_LINE_BYTES} bytes without a line end"
                 if self._bad_line is not None:
                     detail, self._bad_line = f"{self._bad_line}; {detail}", None
                 self._events.append(FramingError(detail, raw))
                 return True
-            self._searched = max(len(buf), 1)
             return False
-        raw = bytes(buf[:end + 1])
-        del buf[:end + 1]
-        self._searched = 0
+        raw = buf.take(end + 1)
         if self._bad_line is not None:
             self._events.append(FramingError(self._bad_line, raw))
             self._bad_line = None
@@ -354,8 +364,6 @@ class AtEngine:
         if line in FINAL_RESULTS:
             self._echo_expected = None
             before_prompt = self._awaiting_prompt and line == b"OK"
-            if line != b"OK":
-                self._awaiting_prompt = False
             if self._format_asked is not None and not before_prompt:
                 if line == b"OK":                # the device prints the new form from here on
                     self.set_data_format(*self._format_asked)
@@ -375,3 +383,9 @@ class AtEngine:
         if match and match.group(1) in LINK_URCS:
             return Urc(match.group(1), int(match.group(2)), line, raw)
         return Line(line, raw)
+
+
+LINE_START, LINE, PAYLOAD, TRAILER = "line start", "line", "payload", "trailer"
+# The reader per state; each returns True when it consumed something.
+_READERS = {LINE_START: AtEngine._read_line_start, LINE: AtEngine._read_line,
+            PAYLOAD: AtEngine._read_payload, TRAILER: AtEngine._read_payload_trailer}

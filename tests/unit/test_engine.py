@@ -89,12 +89,15 @@ def test_gt_is_a_plain_line_when_no_prompt_is_awaited():
     assert both_ways(b">hello\r\n") == [Line(b">hello")]
 
 
-def test_error_instead_of_prompt_stops_awaiting_it():
+def test_the_prompt_is_read_only_while_its_owner_awaits_it():
+    # Whether a command still waits for '>' is the exchange's call (tests/unit/test_exchange.py):
+    # the engine reads what it is told, event by event.
     engine = AtEngine()
     engine.command(b"AT+WSSEND=1,5", expects_prompt=True)
-    assert engine.feed(b"\r\nERROR\r\n") == [Final(b"ERROR")]
-    assert not engine.awaiting_prompt
-    assert engine.feed(b">x\r\n") == [Line(b">x")]
+    engine.receive_data(b"\r\nERROR\r\n>x\r\n")
+    assert engine.next_event() == Final(b"ERROR")
+    engine.awaiting_prompt = False
+    assert engine.next_event() == Line(b">x")
 
 
 @pytest.mark.parametrize("name", [b"+WS_CONNECTED", b"+WS_DISCONNECTED", b"+WS_CLOSED"])
@@ -207,7 +210,7 @@ def test_partial_line_is_kept_in_buffered():
 
 
 class _ScanCounter(bytearray):
-    """The engine's buffer, counting the bytes each search for a line end looks at."""
+    """The receive buffer's bytes, counting what each search for a line end looks at."""
     scanned = 0
 
     def find(self, sub, start=0, *args):
@@ -220,7 +223,7 @@ def test_bytewise_feeding_is_linear():
     # for every byte: each search starts where the last one stopped.
     from esp_at.engine import MAX_LINE_BYTES
     engine = AtEngine()
-    engine._buffer = counter = _ScanCounter()
+    engine._buffer._data = counter = _ScanCounter()
     for _ in range(MAX_LINE_BYTES):
         engine.receive_data(b"x")
     engine.receive_data(b"\r\n")
