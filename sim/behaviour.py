@@ -105,6 +105,7 @@ class Behaviour:
     chunk_extra: int = 0                  # reads of buffer_size plus this
     ws_data_len_extra: int = 0            # the <len> printed is this much more than the data
     ws_data_link_map: tuple[tuple[int, int], ...] = ()  # (link, id printed) in +WS_DATA
+    ws_data_separator: str = ","          # between +WS_DATA's header fields
     empty_frames_dropped: bool = False
     ping_ends_fragmented_message: bool = False  # the rest of a message after a ping is dropped
     reserved_opcodes_printed: bool = False

@@ -245,6 +245,9 @@ _CATALOG = (
     # ---- AT+WSSEND
     _d("prompt-trailing-space", "WSSEND.prompt",
        "the data prompt is '> ' with a trailing space", prompt=b"\r\nOK\r\n\r\n> "),
+    # The command cycle's order (esp_at/exchange.py): OK, then '>'.
+    _d("prompt-before-ok", "WSSEND.prompt",
+       "AT+WSSEND prints '>' before its OK", prompt=b"\r\n>\r\nOK\r\n"),
     _d("data-mode-one-byte-short", "WSSEND.prompt",
        "data mode takes <length> - 1 bytes", data_mode_short_by=1),
     _d("send-drops-last-byte", "WSSEND.send_ok",
@@ -338,6 +341,9 @@ _CATALOG = (
     # ---- URCs and the close handshake
     _d("ws-data-length-counts-crlf", "URC.WS_DATA",
        "the <len> of +WS_DATA counts the trailing CR-LF", ws_data_len_extra=2),
+    # A documented URC in a broken form is one rule wherever it comes (esp_at/exchange.py).
+    _d("ws-data-header-space", "URC.WS_DATA",
+       "+WS_DATA's header fields are separated by ', ' (a stray space)", ws_data_separator=", "),
     _d("reconnect-after-server-close", "URC.WS_CLOSED",
        "after a server close frame the link reconnects like after an abort",
        reconnect_after_server_close=True),

@@ -38,4 +38,4 @@ def ws_data(link_id: int, fmt: DataFormat, data: bytes, *, opcode: int, fin: boo
               "payload_offset": payload_offset, "data_len": len(data) + fw.ws_data_len_extra}
     head = [str(fw.printed_link_id(link_id))] + [str(values[f]) for f in FIELDS if fmt.has(f)]
     end = b"\r\n" if fmt.crlf or fw.wsdatafmt_crlf_always else b""
-    return b"+WS_DATA:" + ",".join(head).encode() + b"," + data + end
+    return b"+WS_DATA:" + fw.ws_data_separator.join(head).encode() + b"," + data + end
