@@ -3,8 +3,11 @@ scripted device."""
 import pytest
 
 from esp_at.client import AtClient
-from fixtures.device import (DeviceGone, DeviceUnderTest, SessionStop, configured_links, default_wscfg,
-                             Worker, port_for_this_worker)
+from fixtures.board import BOARD_OPTIONS, BoardOptions
+from fixtures.device import (DeviceGone, SessionStop, configured_links, default_wscfg, Worker,
+                             port_for_this_worker)
+from fixtures.device_kinds import (Board, BoardWithUart0, FlashedBoard, Model, device_for,
+                                   device_kind)
 from tests.unit.test_client import ScriptedDevice
 
 pytestmark = pytest.mark.timeout(10)
@@ -25,7 +28,7 @@ class Options:
 @pytest.fixture
 def scripted(tmp_path):
     device = ScriptedDevice()
-    dut = DeviceUnderTest(Options(), tmp_path)
+    dut = device_for(Options(), tmp_path)
     dut.client = AtClient.open(device.url)
     dut.url = device.url
     yield device, dut
@@ -77,7 +80,7 @@ def test_silent_device_is_reset_then_waited_for_then_the_session_stops():
     # would be restarted instead).
     import time
     device = ScriptedDevice()
-    dut = DeviceUnderTest(Options(), None)
+    dut = device_for(Options(), None)
     dut.client = AtClient.open(device.url)
     try:
         dut.sync_timeout = dut.ready_timeout = 0.2
@@ -186,3 +189,50 @@ def test_health_after_a_silent_failure(scripted):
     assert dut.health_after_failure() is None            # it answers: the silence was a verdict
     device.answers.pop(b"AT")
     assert isinstance(dut.health_after_failure(), DeviceStoppedAnswering)
+
+
+class Stashed(Options):
+    """Options whose board options fixtures/board.py already read (as in a session)."""
+
+    def __init__(self, at_ports=None, uart0_ports=None, firmware=None, **values):
+        super().__init__(**{"--at-port": at_ports, **values})
+        self.stash = {BOARD_OPTIONS: BoardOptions(at_ports, uart0_ports, firmware, None,
+                                                  uart0_baud=115200, flash_baud=460800)}
+
+
+@pytest.mark.parametrize("ports, kind", [
+    ({}, Model),
+    ({"at_ports": "/dev/ttyUSB1"}, Board),
+    ({"at_ports": "rfc2217://lab-2:4001", "uart0_ports": "rfc2217://lab-2:4000"}, BoardWithUart0),
+    ({"at_ports": "/dev/ttyUSB1", "uart0_ports": "/dev/ttyUSB0", "firmware": object()},
+     FlashedBoard),
+])
+def test_the_kind_is_chosen_once_from_the_options(ports, kind):
+    assert device_kind(Stashed(**ports)) is kind
+
+
+@pytest.mark.parametrize("kind, hard, steps", [
+    (Model, False, ["restart_when_lost", "at_rst", "hard_reset", "fresh_model"]),
+    (Model, True, ["restart_when_lost", "hard_reset", "at_rst", "hard_reset", "fresh_model"]),
+    (Board, False, ["port_back", "at_rst", "revive"]),
+    (Board, True, ["port_back", "at_rst", "revive"]),
+    (BoardWithUart0, False, ["port_back", "at_rst", "hard_reset", "revive"]),
+    (BoardWithUart0, True, ["port_back", "hard_reset", "at_rst", "hard_reset", "revive"]),
+    (FlashedBoard, True, ["port_back", "hard_reset", "at_rst", "hard_reset", "revive"]),
+])
+def test_each_kind_tries_its_ways_back_in_order(kind, hard, steps):
+    ports = {} if kind is Model else {"at_ports": "/dev/ttyUSB1", "uart0_ports": "/dev/ttyUSB0",
+                                      "firmware": object()}
+    dut = kind(Stashed(**ports), None)
+    assert [step.__name__ for step in dut.recovery_steps(hard)] == steps
+
+
+@pytest.mark.parametrize("option, value", [("--model-defect", ["KD-1"]),
+                                           ("--model-timing", "board"),
+                                           ("--firmware", "shipping")])
+def test_a_board_refuses_the_models_options(option, value):
+    config = Stashed("/dev/ttyUSB1", **{"--firmware": "seed", "--model-defect": [], option: value})
+    with pytest.raises(pytest.UsageError, match="the device is not the model"):
+        device_kind(config).check_options(config)
+    model = Stashed(**{"--firmware": "seed", "--model-defect": [], option: value})
+    device_kind(model).check_options(model)
