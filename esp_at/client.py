@@ -5,8 +5,8 @@ The reader thread feeds every byte to the exchange as it arrives, which decides 
 is: URCs go to a queue that tests await with timeouts; the command in flight's answer is filled
 in; output nobody asked for (an undocumented URC, an info line the command does not print,
 +WS_DATA for a link that is not open, a `ready` nobody asked for) is kept as unexpected output,
-which fails the test it appears in. Every failure names what was sent, what was expected and the exact bytes
-that came back.
+which fails the test it appears in. Every failure names what was sent, what was expected and the
+exact bytes that came back.
 
 Whatever the device sends, the client's memory is bounded: the URC queue, the unexpected output,
 a response's lines and the transcript keep a fixed amount each and count what they dropped (a
@@ -28,7 +28,7 @@ from .engine import AtEngine
 from .errors import (DeviceFault, DeviceFlood, DeviceGarbage, DeviceRebooted, DeviceSilent,
                      DeviceViolation, PortClosed)
 from .events import Event, Ready, Urc, WsData
-from .exchange import BUSY_PAUSE_S, RESPONSE_LINES_KEPT, Exchange, Response  # noqa: F401
+from .exchange import BUSY_PAUSE_S, Exchange, Response
 from .redaction import Redactions
 from .serial_port import open_at_port
 from .transcript import Transcript
@@ -40,7 +40,6 @@ URC_HISTORY_KEPT = 2000        # URCs of a test kept for its checks (the first o
 UNEXPECTED_KEPT = 50           # unexpected lines kept per test; the rest are counted
 BUSY_RETRIES = 2               # a command answered `busy p...` is sent again this often
 REOPEN_POLL_S = 0.5
-URC_TYPES = (Urc, WsData, Ready)
 
 
 class AtClient:

@@ -229,7 +229,7 @@ class Exchange:
             kind = self.kind_of(event)
             self._after_broken_urc = kind in (Kind.BROKEN_URC, Kind.BROKEN_URC_REST)
             route = ROUTES[self.phase][kind]
-            notes = list(self._notes(event, route))
+            notes = list(self._notes(event, kind, route))
             if route.answer and self.response is not None:
                 notes += self._answer(event, kind, now)
             if isinstance(event, Ready):
@@ -274,15 +274,15 @@ class Exchange:
     # ---- the rules of each route ------------------------------------------------------------
 
     @staticmethod
-    def _notes(event: Event, route: Route) -> list[Note]:
+    def _notes(event: Event, kind: Kind, route: Route) -> list[Note]:
         if not route.unexpected:
             return []
         if isinstance(event, Ready):
             return [Note(b"ready\r\n", route.unexpected)]
         if isinstance(event, FramingError):
             return [Note(event.raw, f"{route.unexpected} ({event.detail})",
-                         text=not is_broken_urc(event))]
-        if route is _BROKEN_URC_REST:           # binary data is no garbage here
+                         text=kind is not Kind.BROKEN_URC)]
+        if kind is Kind.BROKEN_URC_REST:        # binary data is no garbage here
             return [Note(event.raw, route.unexpected, text=False)]
         if isinstance(event, Final):
             return [Note(event.result + b"\r\n", route.unexpected)]
