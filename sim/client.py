@@ -285,9 +285,8 @@ class WsClient:
             await self._connected_pass()
         elif state is ClientState.WAIT_TIMEOUT:
             if self.fw.reconnect_waits_in_halves:
-                # the sleeps are exact ticks: the check sees a whole number of halves (plus a
-                # board's jitter) and `>` is false at exactly the timeout
-                self._slept_ms += self.timings.reconnect_wait_ms() // 2
+                # the sleeps are exact ticks: the check sees the halves slept since the abort
+                # (plus a board's jitter) and `>` is false at exactly the timeout
                 due = self._slept_ms + self.timings.tick_jitter_ms() > self._wait_ms
             else:
                 due = self._tick() - self.reconnect_tick >= self._wait_ms
@@ -322,8 +321,11 @@ class WsClient:
                 self._on_time(deadline)
         elif state is ClientState.WAIT_TIMEOUT:
             if self.fw.reconnect_waits_in_halves:
-                # vTaskDelay(T/2): a stop waits for it
-                await self._sleep_until(self._clock + self.timings.reconnect_wait_ms() / 2000)
+                # vTaskDelay(T/2): a stop waits for it. Counted once slept, not per check: a
+                # loss the poll finds is checked once before any sleep (5 s early otherwise).
+                half_ms = self.timings.reconnect_wait_ms() // 2
+                await self._sleep_until(self._clock + half_ms / 1000)
+                self._slept_ms += half_ms
             else:
                 deadline = (self.reconnect_tick + self._wait_ms) / 1000
                 self._wake.clear()
@@ -344,8 +346,7 @@ class WsClient:
             if self.fw.reconnect_after_server_close:
                 self._enter(ClientState.WAIT_TIMEOUT)
                 self.reconnect_tick = self._tick()
-                self._wait_ms = self.timings.drawn_reconnect_wait_ms()
-                self._slept_ms = 0
+                self._new_wait()
                 self.close_sent = False
             else:
                 self._run = False
@@ -370,6 +371,11 @@ class WsClient:
             self._abort(Reason.CONNECT_FAILED, repr(exc))
             return False
         self._woke()
+        if self.state is ClientState.UNKNOWN:
+            # stopped at once (AT+RST) just as the connect ended: asyncio.wait_for in 3.11 can
+            # return the result and lose the cancel; the chip's task would be gone
+            self._drop()
+            return False
         self.connections += 1
         self._enter(ClientState.CONNECTED)
         self.waiting_for_pong = False
@@ -391,10 +397,16 @@ class WsClient:
         self._drop()
         self.reconnect_tick = self._tick()
         self._enter(ClientState.WAIT_TIMEOUT)
-        self._wait_ms = self.timings.drawn_reconnect_wait_ms()
-        self._slept_ms = 0
+        self._new_wait()
         self.wait_ends_at = self._clock + self._wait_ms / 1000
         self.events.disconnected(reason)
+
+    def _new_wait(self) -> None:
+        """A reconnect wait starts. 1.2.3 waits exactly the timeout, in halves (its 10-or-15 s
+        is the tick jitter's); the conforming library's late share is drawn here."""
+        self._wait_ms = self.timings.reconnect_wait_ms() if self.fw.reconnect_waits_in_halves \
+            else self.timings.drawn_reconnect_wait_ms()
+        self._slept_ms = 0
 
     # ---- CONNECTED -----------------------------------------------------------------------------------
 
