@@ -176,31 +176,33 @@ class AtClient:
         """More output than the client keeps came this test (a queue or the unexpected lines)."""
         return bool(self.urc_bytes_dropped or self.unexpected_dropped)
 
-    def fault_seen(self) -> DeviceFault | None:
+    def faults_seen(self) -> list[DeviceFault]:
         """What the device did this test that makes any verdict of the test moot: a reboot nobody
-        asked for, a flood, garbage. The worst first; None when nothing."""
+        asked for, a flood, a busy that outlived the retries, garbage. Which one tells the test's
+        story is fixtures/verdicts.FAULT_PRECEDENCE's to say."""
+        found: list[DeviceFault] = []
         with self._cond:
             shown_lines = b"".join(raw for _, raw, _ in self.unexpected)
             if self.rebooted_at is not None:
-                return DeviceRebooted(
+                found.append(DeviceRebooted(
                     what=f"the device rebooted during the test ({self.rebooted_at - self._t0:.3f} "
                          f"s into it): it printed `ready` though no reset was asked for",
-                    sent=None, expected="no reboot", received=shown_lines, clauses=self.clauses)
+                    sent=None, expected="no reboot", received=shown_lines, clauses=self.clauses))
             if self.flooded:
-                return DeviceFlood(
+                found.append(DeviceFlood(
                     what=f"the device flooded the AT port: {self.urc_bytes_dropped} bytes of "
                          f"+WS_DATA dropped from the full queue ({URC_QUEUE_BYTES} bytes), "
                          f"{len(self.unexpected) + self.unexpected_dropped} unexpected line(s)",
                     sent=None, expected="no more output than the test asked for",
-                    received=shown_lines, clauses=self.clauses)
+                    received=shown_lines, clauses=self.clauses))
             if self.busy_exhausted is not None:
-                return self.busy_exhausted.busy_fault()
+                found.append(self.busy_exhausted.busy_fault())
             if self.garbage_seen:
-                return DeviceGarbage(
+                found.append(DeviceGarbage(
                     what="the device printed garbage: bytes that are neither text nor AT framing",
                     sent=None, expected="well-formed AT output", received=shown_lines,
-                    clauses=self.clauses)
-            return None
+                    clauses=self.clauses))
+        return found
 
     # ---- helpers under the lock ------------------------------------------------------------
 

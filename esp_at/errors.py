@@ -70,5 +70,14 @@ class DeviceBusy(DeviceFault):
     story = "stayed busy"
 
 
+class DeviceCrashed(DeviceFault):
+    """The device crashed or reset itself during a test (seen on UART0): a device fault, never
+    a known deviation."""
+    story = "crashed"
+
+    def __init__(self, message: str) -> None:
+        AssertionError.__init__(self, message)
+
+
 class PortClosed(RuntimeError):
     """The AT port went away under the client (a harness fault, not a device verdict)."""

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from fixtures.verdicts import (BROKEN, DEVICE_FAULT, EXPECTED, FAIL, INTERRUPTED, KNOWN_DEVIATION,
                                NEW, NO_VERDICT_KINDS, NOT_IN_PROFILE, NOT_RUN, PASS, SKIPPED,
-                               UNEXPECTED_PASS)
+                               UNEXPECTED_PASS, Outcome, TestVerdict)
 
 from . import matrix
 from .html import esc, page, verdict_cell
@@ -57,23 +58,21 @@ def clause_rank(verdict: str) -> int | None:
     return None
 
 
-def outcome_words(test: dict) -> str:
+def outcome_words(test: TestVerdict) -> str:
     """A test's outcome with its verdict: 'passed', 'xfailed KD-4', 'failed NEW', 'not run'."""
-    verdict = test.get("verdict") or (BROKEN if test["outcome"] == "failed" else "")
-    return f"{test['outcome']} {verdict}".strip()
+    return f"{test.outcome} {test.shown_verdict}".strip()
 
 
-def outcome_rank(test: dict) -> int | None:
-    outcome, verdict = test["outcome"], test.get("verdict") or ""
-    if outcome == "passed":
+def outcome_rank(test: TestVerdict) -> int | None:
+    if test.outcome == Outcome.PASSED:
         return 0
-    if outcome == "xfailed":
+    if test.outcome == Outcome.XFAILED:
         return 1
-    if outcome == "failed":
-        if verdict in (NEW, UNEXPECTED_PASS):
+    if test.outcome == Outcome.FAILED:
+        if test.verdict in (NEW, UNEXPECTED_PASS):
             return 2
         # A KD failure is the device's same known deviation whether or not the file expects it.
-        if verdict.startswith("KD-"):
+        if test.verdict.startswith("KD-"):
             return 1
     return None
 
@@ -103,7 +102,8 @@ def compare(a: dict, b: dict) -> dict:
         "b": {k: b.get(k) for k in ("header", "summary", "stopped")},
         "title": run_labels(a.get("header") or {}, b.get("header") or {}),
         "clauses": compare_clauses(a.get("clauses", []), b.get("clauses", [])),
-        "tests": compare_tests(a.get("tests", []), b.get("tests", [])),
+        "tests": compare_tests([TestVerdict.from_json(t) for t in a.get("tests", [])],
+                               [TestVerdict.from_json(t) for t in b.get("tests", [])]),
         "observations": compare_observations(a.get("observations", []),
                                              b.get("observations", [])),
     }
@@ -120,20 +120,20 @@ def empty_groups() -> dict[str, list[dict]]:
     return {group: [] for group in GROUPS}
 
 
-def matched(rows_a: list[dict], rows_b: list[dict], key: str):
+def matched(rows_a: list, rows_b: list, key: Callable):
     """(a, b) pairs by key, in B's order, then the ones only A has in A's order."""
-    by_key_a = {row[key]: row for row in rows_a}
-    keys_b = {row[key] for row in rows_b}
+    by_key_a = {key(row): row for row in rows_a}
+    keys_b = {key(row) for row in rows_b}
     for row in rows_b:
-        yield by_key_a.get(row[key]), row
+        yield by_key_a.get(key(row)), row
     for row in rows_a:
-        if row[key] not in keys_b:
+        if key(row) not in keys_b:
             yield row, None
 
 
 def compare_clauses(clauses_a: list[dict], clauses_b: list[dict]) -> dict[str, list[dict]]:
     groups = empty_groups()
-    for a, b in matched(clauses_a, clauses_b, "id"):
+    for a, b in matched(clauses_a, clauses_b, lambda clause: clause["id"]):
         either = b or a
         entry = {"id": either["id"], "command": either.get("command", ""),
                  "text": either["text"], "a": a and a["verdict"], "b": b and b["verdict"],
@@ -156,30 +156,31 @@ HEADINGS = (f"{NEW} FAILURE of", KNOWN_DEVIATION, UNEXPECTED_PASS, DEVICE_FAULT,
             INTERRUPTED)     # Label.heading's first words: they repeat the clause column
 
 
-def first_line(test: dict | None) -> str:
+def first_line(test: TestVerdict | None) -> str:
     """What went wrong in a word: the failure's story, past the heading that names the clause."""
-    lines = [line.strip() for line in ((test or {}).get("message") or "").strip().splitlines()]
+    lines = [line.strip() for line in (test.message if test else "").strip().splitlines()]
     lines = [line for line in lines if line]
     if len(lines) > 1 and lines[0].startswith(HEADINGS):
         return lines[1]
     return lines[0] if lines else ""
 
 
-def clause_words(a: dict | None, b: dict | None) -> str:
+def clause_words(a: TestVerdict | None, b: TestVerdict | None) -> str:
     """The clause a failure was filed under, with its change; else the clauses the test names."""
-    failed_a, failed_b = ((t or {}).get("failed_clause") or "" for t in (a, b))
+    failed_a, failed_b = (t.failed_clause if t else "" for t in (a, b))
     if failed_a and failed_b and failed_a != failed_b:
         return f"{failed_a} → {failed_b}"
     if failed_b or failed_a:
         return failed_b or failed_a
-    return " ".join((b or a).get("clauses") or [])
+    return " ".join((b or a).clauses)
 
 
-def compare_tests(tests_a: list[dict], tests_b: list[dict]) -> dict[str, list[dict]]:
+def compare_tests(tests_a: list[TestVerdict], tests_b: list[TestVerdict]
+                  ) -> dict[str, list[dict]]:
     groups = empty_groups()
-    for a, b in matched(tests_a, tests_b, "nodeid"):
+    for a, b in matched(tests_a, tests_b, lambda test: test.nodeid):
         either = b or a
-        entry = {"nodeid": either["nodeid"], "title": either.get("title", either["nodeid"]),
+        entry = {"nodeid": either.nodeid, "title": either.title or either.nodeid,
                  "a": a and outcome_words(a), "b": b and outcome_words(b),
                  "clause": clause_words(a, b), "message": first_line(b), "why": ""}
         if a is None:
@@ -188,8 +189,7 @@ def compare_tests(tests_a: list[dict], tests_b: list[dict]) -> dict[str, list[di
             group = "gone"
         else:
             rank_a, rank_b = outcome_rank(a), outcome_rank(b)
-            same = (entry["a"] == entry["b"]
-                    and (a.get("failed_clause") or "") == (b.get("failed_clause") or ""))
+            same = entry["a"] == entry["b"] and a.failed_clause == b.failed_clause
             group = group_of(same, rank_a, rank_b)
             if group == "inconclusive":
                 entry["why"] = no_verdict_why([("A", entry["a"], rank_a),
@@ -293,9 +293,10 @@ def values(seen: list[str]) -> str:
 def colour_word(verdict: str | None) -> str:
     """The word of a test's 'failed NEW' or 'xfailed KD-4' that picks its colour."""
     verdict = verdict or ""
-    for outcome in ("failed ", "xfailed "):
-        if verdict.startswith(outcome):
-            return "xfailed" if outcome == "xfailed " else verdict[len(outcome):]
+    if verdict.startswith(f"{Outcome.XFAILED} "):
+        return Outcome.XFAILED
+    if verdict.startswith(f"{Outcome.FAILED} "):
+        return verdict[len(Outcome.FAILED) + 1:]
     return verdict
 
 

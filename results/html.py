@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from fixtures.verdicts import (EXPECTED, FAIL, KNOWN_DEVIATION, NEW, NO_VERDICT_KINDS, PASS,
-                               UNEXPECTED_PASS)
+                               UNEXPECTED_PASS, Outcome)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em; color: #222; }
@@ -49,11 +49,11 @@ def verdict_class(verdict: str) -> str:
     """The colour of a clause verdict, a test's verdict or a test's outcome: pass, fail, known (a
     known or expected deviation), unexpected, fault (device, harness, interrupted: no verdict on
     the device), none (skipped, not run, absent)."""
-    if verdict in (PASS, "passed"):
+    if verdict in (PASS, Outcome.PASSED):
         return "pass"
-    if verdict in (FAIL, "failed", NEW):
+    if verdict in (FAIL, Outcome.FAILED, NEW):
         return "fail"
-    if verdict.startswith((KNOWN_DEVIATION, EXPECTED, "KD-")) or verdict == "xfailed":
+    if verdict.startswith((KNOWN_DEVIATION, EXPECTED, "KD-")) or verdict == Outcome.XFAILED:
         return "known"
     if verdict == UNEXPECTED_PASS:
         return "unexpected"

@@ -13,16 +13,20 @@ The run record (fixtures/run_record.py builds it at the end of a run) is plain d
                 None), verdict (PASS, FAIL, KNOWN DEVIATION, EXPECTED KD-n, UNEXPECTED PASS,
                 DEVICE FAULT, BROKEN, INTERRUPTED, SKIPPED, NOT RUN, NOT IN PROFILE), passed, failed, skipped,
                 expected, tests (nodeids)
-  tests         nodeid, title, clauses, outcome (passed, failed, skipped, xfailed, not run),
-                verdict ("" when passed or skipped; else NEW, KD-n, DEVICE FAULT, BROKEN,
-                INTERRUPTED, UNEXPECTED PASS), expected (the KD-n the expectations file expects,
-                or None), failed_clause, duration (s), message (the failure's first lines)
+  tests         fixtures/verdicts.TestVerdict.to_json, the verdict log's lines too: nodeid, title,
+                clauses, outcome (passed, failed, skipped, xfailed, not run), verdict ("" when
+                passed or skipped; else NEW, KD-n, DEVICE FAULT, BROKEN, INTERRUPTED, UNEXPECTED
+                PASS), class (the verdict's), expected (the KD-n the expectations file expects,
+                or None), failed_clause, when, duration (s), time, message (the failure's first
+                lines)
   observations  name, value, test: facts the spec does not rule on, never failures
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from fixtures.verdicts import Outcome, TestVerdict
 
 from .html import esc, page, verdict_cell
 
@@ -149,7 +153,7 @@ def header_list(header: dict) -> str:
 
 def html(record: dict) -> str:
     header = record.get("header", {})
-    tests = {t["nodeid"]: t for t in record.get("tests", [])}
+    tests = {t.nodeid: t for t in map(TestVerdict.from_json, record.get("tests", []))}
     parts = ["<h1>Conformance matrix</h1>", header_list(header),
              f"<p class='summary'>{esc(summary_line(record))}</p>"]
     why, rest = stopped_words(record)
@@ -182,16 +186,16 @@ def html(record: dict) -> str:
     return page(f"Conformance matrix: {header_value(header, 'firmware')}", "\n".join(parts))
 
 
-def tests_cell(clause: dict, tests: dict[str, dict]) -> str:
+def tests_cell(clause: dict, tests: dict[str, TestVerdict]) -> str:
     rows = []
     for nodeid in clause.get("tests", []):
-        test = tests.get(nodeid, {"outcome": "not run", "verdict": "", "message": ""})
-        said = " ".join(filter(None, (test["outcome"], test.get("verdict"))))
-        if test.get("failed_clause"):
-            said += f" ({test['failed_clause']})"
-        line = (f"<span class='outcome {esc(test['outcome'].replace(' ', '-'))}'>{esc(said)}"
+        test = tests.get(nodeid) or TestVerdict(nodeid, Outcome.NOT_RUN)
+        said = " ".join(filter(None, (test.outcome, test.verdict)))
+        if test.failed_clause:
+            said += f" ({test.failed_clause})"
+        line = (f"<span class='outcome {esc(test.outcome.replace(' ', '-'))}'>{esc(said)}"
                 f"</span> {esc(short(nodeid))}")
-        message = (test.get("message") or "").strip()
+        message = test.message.strip()
         if message:
             line = f"<details><summary>{line}</summary><pre>{esc(message)}</pre></details>"
         rows.append(f"<div>{line}</div>")

@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 
 import spec
-from fixtures.verdicts import DEVICE_FAULT, FAULT_CLASS, NEW, VIOLATION_CLASS
+from fixtures.verdicts import DEVICE_FAULT, FAULT_CLASS, NEW, VIOLATION_CLASS, Outcome
 from sim.defects import DEFECTS, Defect
-from tools.suite_run import FAILED, ROOT, SUITE, markdown_table, run_suite
+from tools.suite_run import ROOT, SUITE, markdown_table, run_suite
 from tools.suite_run import pytest_argv as suite_argv
 
 RUN_TIMEOUT_S = {True: 300.0, False: 900.0}     # fast / full: a survivor runs the whole suite
@@ -136,7 +136,7 @@ def execute(run: Run, fast: bool, workdir: Path, slow_tests: set[str]) -> Run:
                      timeout_s=RUN_TIMEOUT_S[fast], verdict_log=log)
     run.wall_s = round(done.wall_s, 1)
     run.tests_run = len(done.records)
-    failures = done.with_outcome(FAILED)
+    failures = done.with_outcome(Outcome.FAILED)
     if run.name == "clean":
         run.outcome = "passed" if done.exit_code == 0 and not failures else "failed"
         run.detail = ("; ".join(f"{r.nodeid} [{r.verdict}]" for r in failures)

@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 
 from fixtures.expectations import load
-from fixtures.verdicts import UNEXPECTED_PASS
+from fixtures.verdicts import UNEXPECTED_PASS, Outcome, TestVerdict
 from sim.library import LIBRARIES
-from tools.suite_run import (FAILED, PASSED, SKIPPED_OUTCOME, XFAILED, VerdictRecord,
-                             markdown_table, pytest_argv, run_suite)
+from tools.suite_run import markdown_table, pytest_argv, run_suite
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXPECTATIONS = "expectations/esp-at-shipping.toml"
@@ -31,7 +30,7 @@ RUN_TIMEOUT_S = 1500.0               # a hung run is a failure of this check, no
 TIMED_OUT_CODE = -1                  # the exit this report gives a run killed at the bound
 
 
-def run(name: str, extra: list[str], workers: str) -> tuple[int, list[VerdictRecord], float, str]:
+def run(name: str, extra: list[str], workers: str) -> tuple[int, list[TestVerdict], float, str]:
     out = OUT / name
     out.mkdir(parents=True, exist_ok=True)
     log = out / "verdicts.jsonl"
@@ -51,23 +50,23 @@ def kd_for(nodeid: str, entries) -> str | None:
     return next((e.kd for e in entries if e.matches(nodeid)), None)
 
 
-def check_with(code: int, records: list[VerdictRecord], entries) -> list[str]:
+def check_with(code: int, records: list[TestVerdict], entries) -> list[str]:
     problems = [] if code == 0 else [f"exit status {code}, not 0"]
     for r in records:
-        if r.outcome == FAILED:
+        if r.outcome == Outcome.FAILED:
             problems.append(f"{r.nodeid} failed ({r.verdict})")
-        elif r.outcome == XFAILED and kd_for(r.nodeid, entries) != r.verdict:
+        elif r.outcome == Outcome.XFAILED and kd_for(r.nodeid, entries) != r.verdict:
             problems.append(f"{r.nodeid} was an expected failure as {r.verdict}, the file "
                             f"says {kd_for(r.nodeid, entries)}")
-    xfailed = [r.nodeid for r in records if r.outcome == XFAILED]
+    xfailed = [r.nodeid for r in records if r.outcome == Outcome.XFAILED]
     problems += [f"{e.test} is listed but was not an expected failure" for e in entries
                  if not any(e.matches(nodeid) for nodeid in xfailed)]
     return problems
 
 
-def check_without(code: int, records: list[VerdictRecord], entries) -> list[str]:
+def check_without(code: int, records: list[TestVerdict], entries) -> list[str]:
     problems = [] if code == 1 else [f"exit status {code}, not 1"]
-    failed = {r.nodeid: r.verdict for r in records if r.outcome == FAILED}
+    failed = {r.nodeid: r.verdict for r in records if r.outcome == Outcome.FAILED}
     for nodeid, verdict in failed.items():
         kd = kd_for(nodeid, entries)
         if kd is None:
@@ -79,11 +78,11 @@ def check_without(code: int, records: list[VerdictRecord], entries) -> list[str]
     return problems
 
 
-def check_fixed_library(code: int, records: list[VerdictRecord], entries) -> list[str]:
+def check_fixed_library(code: int, records: list[TestVerdict], entries) -> list[str]:
     fixed = set(LIBRARIES[NEWEST].fixed)
     problems = [] if code == 1 else [f"exit status {code}, not 1"]
-    failed = {r.nodeid: r.verdict for r in records if r.outcome == FAILED}
-    xfailed = {r.nodeid for r in records if r.outcome == XFAILED}
+    failed = {r.nodeid: r.verdict for r in records if r.outcome == Outcome.FAILED}
+    xfailed = {r.nodeid for r in records if r.outcome == Outcome.XFAILED}
     for nodeid, verdict in failed.items():
         kd = kd_for(nodeid, entries)
         if kd not in fixed or verdict != UNEXPECTED_PASS:
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             [f"no verdict log (exit {code}): {stdout[-1500:]}"]
         failures += bool(problems)
         counts = {o: sum(1 for r in records if r.outcome == o)
-                  for o in (PASSED, FAILED, XFAILED, SKIPPED_OUTCOME)}
+                  for o in (Outcome.PASSED, Outcome.FAILED, Outcome.XFAILED, Outcome.SKIPPED)}
         rows.append((name, code, took, counts, problems))
         verdict = "as it must be" if not problems else "WRONG: " + "; ".join(problems[:10])
         print(f"shipping firmware, {name.replace('-', ' ')}: exit {code} in {took:.0f} s, "
@@ -124,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{counts['failed']} failed: {verdict}", flush=True)
         if checker is check_fixed_library and not problems:
             print("  the suite noticed the fixed library: " + "; ".join(
-                f"{r.nodeid} {r.verdict}" for r in records if r.outcome == FAILED),
+                f"{r.nodeid} {r.verdict}" for r in records if r.outcome == Outcome.FAILED),
                 flush=True)
     lines = ["# Shipping firmware against its expectations", "",
              f"`{EXPECTATIONS}`: {len(expectations.entries)} expected failures of {expectations.line}.", ""]
     lines += markdown_table(
         ("run", "exit", "time", "passed", "expected failures", "failed", "verdict"),
-        ((name, code, f"{took:.0f} s", counts[PASSED], counts[XFAILED], counts[FAILED],
+        ((name, code, f"{took:.0f} s", counts[Outcome.PASSED], counts[Outcome.XFAILED],
+          counts[Outcome.FAILED],
           "as it must be" if not problems else "; ".join(problems[:5]))
          for name, code, took, counts, problems in rows))
     (OUT / "shipping.md").write_text("\n".join(lines) + "\n")

@@ -25,44 +25,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fixtures.verdicts import class_of
+from fixtures.verdicts import TestVerdict
 from results.matrix import cell
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "tests/conformance"
 POLL_S = 0.1
 
-# What the verdict log and JUnit call a test's outcome (fixtures/run_record.outcome_of).
-PASSED, FAILED, SKIPPED_OUTCOME, XFAILED = "passed", "failed", "skipped", "xfailed"
-
-
 # ---- the verdict log ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class VerdictRecord:
-    """One line of the verdict log: a test's outcome and, when it failed or was an expected
-    failure, its verdict (fixtures/verdicts.py), the verdict's class and the failing clause."""
-    nodeid: str
-    outcome: str                    # passed, failed, skipped or xfailed
-    verdict: str = ""               # KD-n, NEW, DEVICE FAULT, BROKEN, INTERRUPTED, UNEXPECTED PASS
-    verdict_class: str = ""         # class_of(verdict): violation, device fault, harness, ...
-    clauses: tuple[str, ...] = ()   # the clauses the test names
-    failed_clause: str = ""         # the clause of the failing check
-    when: str = "call"              # the phase the verdict is of: call, or a setup that failed
-    duration: float = 0.0
-    time: float = 0.0               # time.time() when the verdict was known
-    message: str = ""               # the first lines of the failure
-
-    @classmethod
-    def from_json(cls, data: dict) -> VerdictRecord:
-        verdict = data.get("verdict") or ""
-        return cls(nodeid=data.get("nodeid", ""), outcome=data.get("outcome", ""),
-                   verdict=verdict, verdict_class=data.get("class") or class_of(verdict),
-                   clauses=tuple(data.get("clauses") or ()),
-                   failed_clause=data.get("failed_clause") or "", when=data.get("when", "call"),
-                   duration=float(data.get("duration") or 0.0), time=float(data.get("time") or 0.0),
-                   message=data.get("message") or "")
-
 
 def read_jsonl(path: Path) -> list[dict]:
     """One object per line; a torn last line (the writer was killed mid-write) is left out, and
@@ -78,8 +48,9 @@ def read_jsonl(path: Path) -> list[dict]:
     return found
 
 
-def read_verdict_log(path: Path) -> list[VerdictRecord]:
-    return [VerdictRecord.from_json(data) for data in read_jsonl(path)]
+def read_verdict_log(path: Path) -> list[TestVerdict]:
+    """The verdict log's records (fixtures/verdicts.TestVerdict, as the run record keeps them)."""
+    return [TestVerdict.from_json(data) for data in read_jsonl(path)]
 
 
 # ---- JUnit XML ----------------------------------------------------------------------------------
@@ -217,9 +188,9 @@ class SuiteRun:
     started: float                  # time.time() at the start: the verdict log's clock
     wall_s: float
     output: Path                    # stdout and stderr
-    records: tuple[VerdictRecord, ...]
+    records: tuple[TestVerdict, ...]
 
-    def with_outcome(self, *outcomes: str) -> list[VerdictRecord]:
+    def with_outcome(self, *outcomes: str) -> list[TestVerdict]:
         return [r for r in self.records if r.outcome in outcomes]
 
     def count(self, outcome: str) -> int:

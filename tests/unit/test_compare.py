@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fixtures.verdicts import TestVerdict
 from results import compare, matrix
 from tests.unit.test_matrix import CLAUSES, a_test, clean_tests, record
 
@@ -290,11 +291,12 @@ def test_the_cli_refuses_a_file_that_is_not_a_run_record(tmp_path, capsys):
 
 
 def test_a_regressed_tests_words_are_its_story_not_the_heading_that_repeats_the_clause():
-    failing = {"message": "NEW FAILURE of WSOPEN.timeout_ms.effect: <timeout_ms> is the timeout\n"
-                          "timeout_ms 2000 against a silent server; ERROR came after 15.02 s\n"
-                          "  the last exchange on the AT port:"}
+    failing = TestVerdict("t", "failed", "NEW", message=(
+        "NEW FAILURE of WSOPEN.timeout_ms.effect: <timeout_ms> is the timeout\n"
+        "timeout_ms 2000 against a silent server; ERROR came after 15.02 s\n"
+        "  the last exchange on the AT port:"))
     assert compare.first_line(failing) == ("timeout_ms 2000 against a silent server; ERROR came "
                                            "after 15.02 s")
-    assert compare.first_line({"message": "BROKEN: the AT port was lost"}) == \
-        "BROKEN: the AT port was lost"
-    assert compare.first_line({"message": ""}) == "" and compare.first_line(None) == ""
+    broken = TestVerdict("t", "failed", "BROKEN", message="BROKEN: the AT port was lost")
+    assert compare.first_line(broken) == "BROKEN: the AT port was lost"
+    assert compare.first_line(TestVerdict("t", "passed")) == "" and compare.first_line(None) == ""

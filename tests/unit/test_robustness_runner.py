@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.verdicts import NOT_RUN, PASS
+from fixtures.verdicts import NOT_RUN, PASS, TestVerdict
 from tools import suite_run
 from tools.robustness import catalog, cli, judge, runner
 from tools.faultproxy import parse_fault
@@ -30,8 +30,8 @@ def entry(nodeid: str, outcome: str = "passed", verdict: str = "", clauses=("C.x
             "time": 0.0, "message": ""}
 
 
-def record(*args, **kwargs) -> suite_run.VerdictRecord:
-    return suite_run.VerdictRecord.from_json(entry(*args, **kwargs))
+def record(*args, **kwargs) -> TestVerdict:
+    return TestVerdict.from_json(entry(*args, **kwargs))
 
 
 SCENARIO = catalog.Scenario(name="t", fault="reboot@AT+WSOPEN=", faults=("reboot@AT+WSOPEN=",),
@@ -105,8 +105,8 @@ def test_verdict_log_leaves_out_a_torn_line(tmp_path):
     log = tmp_path / "v.jsonl"
     log.write_text(json.dumps(entry(OPENS, "failed", "DEVICE FAULT")) + "\n"
                    + '{"nodeid": "tests/x.py::t", "outc')
-    assert suite_run.read_verdict_log(log) == [suite_run.VerdictRecord(
-        OPENS, "failed", "DEVICE FAULT", "device fault", ("C.x",), duration=0.1)]
+    assert suite_run.read_verdict_log(log) == [TestVerdict(
+        OPENS, "failed", "DEVICE FAULT", ("C.x",), duration=0.1)]
     assert suite_run.read_verdict_log(tmp_path / "none.jsonl") == []
 
 

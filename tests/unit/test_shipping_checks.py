@@ -2,7 +2,7 @@
 its KD and nothing fails; without it exactly the listed tests fail, each as its KD."""
 from fixtures.expectations import Expectation
 from tools.shipping import check_with, check_without
-from tools.suite_run import VerdictRecord
+from fixtures.verdicts import TestVerdict
 
 CASE = Expectation("t.py::test_range[timeout_ms=0-accepted]", "WSOPEN.timeout_ms.range", "KD-1",
                    "r", "e")
@@ -10,8 +10,8 @@ WHOLE = Expectation("t.py::test_pings", "WSCFG.ping_intv_sec.under_traffic", "KD
 ENTRIES = (CASE, WHOLE)
 
 
-def rec(nodeid: str, outcome: str, verdict: str = "") -> VerdictRecord:
-    return VerdictRecord(nodeid, outcome, verdict)
+def rec(nodeid: str, outcome: str, verdict: str = "") -> TestVerdict:
+    return TestVerdict(nodeid, outcome, verdict)
 
 
 def test_with_the_file_a_whole_function_entry_covers_its_cases():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.verdicts import DEVICE_FAULT, FAULT_CLASS, NEW, VIOLATION_CLASS
+from fixtures.verdicts import DEVICE_FAULT, FAULT_CLASS, NEW, VIOLATION_CLASS, Outcome
 from tools import mutation, profiles, shipping, suite_run
 from tools.robustness.catalog import QUERY
 
@@ -48,7 +48,7 @@ def test_a_real_run_of_one_test_reads_back_as_records(tmp_path):
                                verdict_log=log)
     assert done.exit_code == 0 and not done.timed_out, done.tail()
     assert [(r.nodeid, r.outcome, r.verdict, r.when) for r in done.records] == [
-        (QUERY, suite_run.PASSED, "", "call")]
+        (QUERY, Outcome.PASSED, "", "call")]
     assert done.records[0].clauses == ("WSOPEN.query.none",)
     assert done.started <= done.records[0].time <= done.started + done.wall_s + 1
     assert "1 passed" in done.output_text()

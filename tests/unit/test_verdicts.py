@@ -3,12 +3,12 @@ import pytest
 
 from esp_at.errors import (DeviceBusy, DeviceFlood, DeviceRebooted, DeviceSilent,
                            DeviceStoppedAnswering, DeviceViolation, PortClosed)
-from fixtures.run_record import verdict
 from results import matrix
-from fixtures.uart0 import DeviceCrashed
-from fixtures.verdicts import (BROKEN, DEVICE_FAULT, INTERRUPTED, NEW, UNEXPECTED_PASS,
-                               HarnessAnomaly, RunInterrupted, UnexpectedPass, class_of, deviation,
-                               label_of)
+from esp_at.errors import DeviceCrashed
+from fixtures.verdicts import (BROKEN, DEVICE_FAULT, FAULT_PRECEDENCE, INTERRUPTED, NEW,
+                               UNEXPECTED_PASS, HarnessAnomaly, Outcome, RunInterrupted,
+                               TestVerdict, UnexpectedPass, class_of, clause_verdict, deviation,
+                               label_of, worst)
 
 KD_CLAUSE = "WSOPEN.timeout_ms.range"           # KD-1 in spec/websocket_at.toml
 
@@ -88,7 +88,8 @@ def test_a_silence_outside_any_check_is_new():
     ([("failed", "NEW"), ("not run", "")], "FAIL"),
 ])
 def test_a_clause_fails_only_on_a_violation(kinds, expected):
-    assert verdict([(f"t{i}", outcome, kind) for i, (outcome, kind) in enumerate(kinds)]) == expected
+    assert clause_verdict(TestVerdict(f"t{i}", outcome, kind)
+                          for i, (outcome, kind) in enumerate(kinds)) == expected
 
 
 def test_the_matrix_says_when_the_session_stopped():
@@ -96,7 +97,7 @@ def test_the_matrix_says_when_the_session_stopped():
               "stopped": {"why": "the device is gone", "not_run": ["a", "b"]},
               "clauses": [{"id": KD_CLAUSE, "command": "AT+WSOPEN", "level": "MUST", "text": "t",
                            "known_deviation": "KD-1",
-                           "verdict": verdict([("t", "failed", "DEVICE FAULT")]), "passed": 0,
+                           "verdict": clause_verdict([TestVerdict("t", "failed", "DEVICE FAULT")]), "passed": 0,
                            "failed": 1, "skipped": 0, "expected": 0, "tests": ["t"]}]}
     text = matrix.markdown(record)
     assert "**The session stopped: the device is gone** 2 test(s) did not run" in text
@@ -109,3 +110,39 @@ def test_an_unexpected_pass_is_filed_as_such_never_as_a_violation():
                                                                "expectation")
     assert label.heading().startswith(f"UNEXPECTED PASS of {KD_CLAUSE}")
     assert not label.is_known_deviation
+
+# ---- which story wins, and the one record every report reads ------------------------------
+
+def _fault(kind):
+    if kind in (DeviceCrashed, PortClosed, HarnessAnomaly):
+        return kind(kind.__name__)
+    return kind(what=kind.__name__, sent=None, expected="", received=b"")
+
+
+@pytest.mark.parametrize("better, worse", list(zip(FAULT_PRECEDENCE, FAULT_PRECEDENCE[1:])),
+                         ids=lambda kind: kind.__name__)
+def test_the_worse_story_wins_in_either_order(better, worse):
+    first, second = _fault(better), _fault(worse)
+    assert worst([second, None, first]) is first
+    assert worst([first, second]) is first
+
+
+def test_a_crash_outranks_every_other_story_and_nothing_is_none():
+    everything = [_fault(kind) for kind in reversed(FAULT_PRECEDENCE)]
+    assert isinstance(worst(everything), DeviceCrashed)
+    assert worst([]) is None and worst([None, None]) is None
+
+
+def test_a_story_with_no_rank_is_a_bug_not_a_silent_loss():
+    with pytest.raises(TypeError, match="ValueError has no place in FAULT_PRECEDENCE"):
+        worst([ValueError("x")])
+
+
+def test_a_verdict_record_reads_back_as_written_and_an_old_one_reads_with_defaults():
+    record = TestVerdict("tests/conformance/t.py::t", Outcome.FAILED, "KD-4", ("WSCFG.ping",),
+                         "WSCFG.ping", "t", "KD-4", "call", 1.5, 10.0, "KNOWN DEVIATION KD-4")
+    data = record.to_json()
+    assert data["class"] == "violation" and data["outcome"] == "failed"
+    assert TestVerdict.from_json(data) == record
+    old = TestVerdict.from_json({"nodeid": "n", "outcome": "failed"})
+    assert (old.verdict, old.shown_verdict, old.title, old.when) == ("", BROKEN, "", "call")

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 
 from fixtures.reporting import NODEID_LABEL
 from fixtures.verdicts import (BROKEN, DEVICE_FAULT, FAIL, INTERRUPTED, KNOWN_DEVIATION,
-                               NO_VERDICT_KINDS, NOT_RUN, PASS, SKIPPED)
+                               NO_VERDICT_KINDS, NOT_RUN, PASS, SKIPPED, Outcome, TestVerdict)
 from tools.robustness.catalog import Scenario
 from tools.robustness_intruder import INTRUDER_MARK
-from tools.suite_run import (PASSED, SKIPPED_OUTCOME, Case, VerdictRecord, read_jsonl,
-                             read_junit, read_verdict_log)
+from tools.suite_run import Case, read_jsonl, read_junit, read_verdict_log
 
 if TYPE_CHECKING:
     from tools.robustness.runner import Session
@@ -63,14 +62,14 @@ def cases_of(key: str, cases: list[Case]) -> list[Case]:
     return found
 
 
-def records_of(key: str, records: list[VerdictRecord]) -> list[VerdictRecord]:
+def records_of(key: str, records: list[TestVerdict]) -> list[TestVerdict]:
     return [r for r in records if key in r.nodeid]
 
 
-def seen_verdict(record: VerdictRecord) -> str:
-    if record.outcome == PASSED:
+def seen_verdict(record: TestVerdict) -> str:
+    if record.outcome == Outcome.PASSED:
         return PASS
-    if record.outcome == SKIPPED_OUTCOME:
+    if record.outcome == Outcome.SKIPPED:
         return SKIPPED
     return record.verdict or "FAILED (no verdict)"
 
@@ -88,7 +87,7 @@ def expected_status(verdict: str, table: dict[str, set[str]]) -> set[str]:
     return {"failed"}                    # NEW, KD-n: a violation
 
 
-def check_verdicts(scenario: Scenario, records: list[VerdictRecord]) -> list[str]:
+def check_verdicts(scenario: Scenario, records: list[TestVerdict]) -> list[str]:
     reasons = []
     for key, want in scenario.verdicts:
         mine = records_of(key, records)
@@ -107,7 +106,7 @@ def check_verdicts(scenario: Scenario, records: list[VerdictRecord]) -> list[str
     return reasons
 
 
-def check_reports(scenario: Scenario, records: list[VerdictRecord], junit: list[Case] | str,
+def check_reports(scenario: Scenario, records: list[TestVerdict], junit: list[Case] | str,
                   allure: list[Case]) -> list[str]:
     """JUnit and Allure hold each test that ran once, with the status of its verdict."""
     reasons = []
@@ -152,7 +151,7 @@ def matrix_rows(text: str) -> dict[str, str]:
     return rows
 
 
-def check_matrix(records: list[VerdictRecord], matrix: Path) -> list[str]:
+def check_matrix(records: list[TestVerdict], matrix: Path) -> list[str]:
     """The matrix exists once a test ran; a clause whose only test was a device fault, a harness
     fault or interrupted is not a known deviation (nor, unless a device fault, a FAIL)."""
     if not records:
@@ -242,7 +241,7 @@ def lines_with(text: str, needle: str) -> list[str]:
 
 
 def check_bad_input(scenario: Scenario, exit_code: int | None, output: str,
-                    error_line: str, records: list[VerdictRecord]) -> list[str]:
+                    error_line: str, records: list[TestVerdict]) -> list[str]:
     reasons = []
     if "Traceback" in output:
         reasons.append("a Traceback in the output")
